@@ -191,6 +191,8 @@ def collate(data, name: str = "data") -> Batches:
         return data
     if _is_pair(data):
         items = [tuple(data)]
+    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(getattr(data, "y", None), torch.Tensor):
+        items = [(data.x, data.y)]  # lossviz.data.Dataset
     elif isinstance(data, (torch.Tensor, Mapping, str, bytes)) or not isinstance(data, Iterable):
         raise TypeError(
             f"`{name}` must be a tuple (inputs, targets) of tensors or an iterable of such "

@@ -15,8 +15,9 @@ Example
 Traceback (most recent call last):
 ...
 AssertionError: the model was changed:
+  buffer 'bn.num_batches_tracked' changed value
   buffer 'bn.running_mean' changed value
-...
+  buffer 'bn.running_var' changed value
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class ModelSnapshot:
             a, b = getattr(self, kind), getattr(other, kind)
             if a.keys() != b.keys():
                 diffs.append(f"{kind} names changed: {sorted(a.keys() ^ b.keys())}")
-            for k in a.keys() & b.keys():
+            for k in sorted(a.keys() & b.keys()):
                 if a[k].shape != b[k].shape or not torch.equal(a[k], b[k]):
                     diffs.append(f"{kind[:-1]} {k!r} changed value")
         for k, meta in self.param_meta.items():

@@ -1,0 +1,456 @@
+"""Seeded synthetic data sets and sklearn's bundled digits, as tensors.
+
+Every generator takes ``seed`` (same seed -> same data, independent of global RNG state),
+``dtype`` (floating dtype of the inputs; default ``torch.get_default_dtype()``) and ``device``
+(default: CPU; notebooks pass ``lossviz.device()``). Class labels are ``int64`` in
+``[0, num_classes)``. Nothing is downloaded.
+
+>>> from lossviz import data
+>>> x, y = data.two_moons(100, seed=0)
+>>> x.shape, y.shape
+(torch.Size([100, 2]), torch.Size([100]))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
+
+__all__ = [
+    "Dataset",
+    "Split",
+    "imbalanced_counts",
+    "gaussian_mixture",
+    "blobs",
+    "two_moons",
+    "spirals",
+    "circle",
+    "sphere",
+    "modular_arithmetic",
+    "teacher_student",
+    "digits",
+    "train_test_split",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs ``x`` (n, d), targets ``y`` and generator-specific extras in ``info``.
+
+    Unpacks as ``x, y = dataset`` and can be passed anywhere lossviz takes ``data``.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.x, self.y))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i):
+        return (self.x, self.y)[i]
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split; unpacks as ``x_train, y_train, x_test, y_test``."""
+
+    train: Dataset
+    test: Dataset
+
+    def __iter__(self):
+        return iter((self.train.x, self.train.y, self.test.x, self.test.y))
+
+
+def _setup(seed, dtype, device):
+    seed = check_int(seed, "seed", minimum=0)
+    dtype = check_dtype(dtype) or torch.get_default_dtype()
+    if not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}")
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"`device` must be a torch.device or a string, got {device!r}")
+    if isinstance(device, str):
+        from ._runtime import device as _device
+
+        device = _device(device)
+    return torch.Generator().manual_seed(seed), dtype, device
+
+
+def _out(x: torch.Tensor, y: torch.Tensor, dtype, device, **info) -> Dataset:
+    y = y.to(device=device)
+    return Dataset(x.to(device=device, dtype=dtype), y, info)
+
+
+def imbalanced_counts(n_max: int, num_classes: int, ratio: float = 1.0, profile: str = "exponential") -> list[int]:
+    """Class sizes from ``n_max`` down to ``n_max / ratio``.
+
+    ``profile="exponential"``: ``n_k = round(n_max * ratio ** (-k / (K - 1)))`` (long-tailed, as in
+    Cao et al. 2019); ``"step"``: the first half of the classes have ``n_max``, the rest
+    ``n_max / ratio``. Every class keeps at least one sample.
+    """
+    n_max = check_int(n_max, "n_max", minimum=1)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    ratio = check_float(ratio, "ratio", minimum=1.0)
+    check_choice(profile, "profile", ("exponential", "step"))
+    if profile == "exponential":
+        counts = [n_max * ratio ** (-k / (num_classes - 1)) for k in range(num_classes)]
+    else:
+        half = num_classes // 2 if num_classes > 2 else 1
+        counts = [n_max if k < half else n_max / ratio for k in range(num_classes)]
+    return [max(1, int(round(c))) for c in counts]
+
+
+def gaussian_mixture(
+    n_per_class: int = 50,
+    num_classes: int = 3,
+    dim: int = 2,
+    *,
+    imbalance: float = 1.0,
+    counts: list[int] | None = None,
+    separation: float = 3.0,
+    noise: float = 1.0,
+    means: torch.Tensor | None = None,
+    orthogonal_means: bool = False,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """Isotropic Gaussian classes ``x = mu_k + noise * N(0, I)``.
+
+    Class sizes: ``counts`` if given, else :func:`imbalanced_counts` with ``n_max=n_per_class``
+    and ``ratio=imbalance`` (1 = balanced). Means: ``means`` if given, else
+    ``separation * N(0, I_dim)`` (or ``separation`` times rows of a random orthonormal matrix with
+    ``orthogonal_means=True``, which needs ``num_classes <= dim``: equidistant classes).
+    ``info`` holds ``means`` and ``counts``.
+    """
+    gen, dtype, device = _setup(seed, dtype, device)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    dim = check_int(dim, "dim", minimum=1)
+    noise = check_float(noise, "noise", minimum=0.0)
+    separation = check_float(separation, "separation", minimum=0.0)
+    if counts is None:
+        counts = imbalanced_counts(check_int(n_per_class, "n_per_class", minimum=1), num_classes, imbalance)
+    else:
+        if len(counts) != num_classes:
+            raise ValueError(f"`counts` must have num_classes={num_classes} entries, got {len(counts)}")
+        counts = [check_int(c, "counts[i]", minimum=1) for c in counts]
+    if means is None:
+        if orthogonal_means:
+            if num_classes > dim:
+                raise ValueError(f"`orthogonal_means` needs num_classes <= dim, got {num_classes} > {dim}")
+            q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
+            means = separation * q[:num_classes]
+        else:
+            means = separation * torch.randn(num_classes, dim, generator=gen, dtype=torch.float64)
+    else:
+        means = check_tensor(means, "means", ndim=2, floating=True).to(torch.float64).cpu()
+        if tuple(means.shape) != (num_classes, dim):
+            raise ValueError(f"`means` must have shape ({num_classes}, {dim}), got {tuple(means.shape)}")
+    y = torch.cat([torch.full((c,), k, dtype=torch.long) for k, c in enumerate(counts)])
+    x = means[y] + noise * torch.randn(len(y), dim, generator=gen, dtype=torch.float64)
+    return _out(x, y, dtype, device, means=means.to(dtype=dtype, device=device), counts=list(counts))
+
+
+def blobs(
+    n: int = 200,
+    dim: int = 2,
+    *,
+    margin: float = 0.5,
+    spread: float = 2.0,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """Two linearly separable classes with a guaranteed margin.
+
+    Points ``x ~ spread * N(0, I)`` are labelled by the side of a random unit normal ``w`` and
+    pushed ``margin / 2`` away from the hyperplane, so the max-margin gap is at least ``margin``.
+    ``info`` holds the separating direction ``w``.
+    """
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=2)
+    dim = check_int(dim, "dim", minimum=1)
+    margin = check_float(margin, "margin", minimum=0.0)
+    spread = check_float(spread, "spread", positive=True)
+    w = torch.randn(dim, generator=gen, dtype=torch.float64)
+    w = w / w.norm()
+    x = spread * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    s = x @ w
+    y = (s > 0).long()
+    # make sure both classes exist
+    y[0], y[1] = 0, 1
+    sign = 2.0 * y.to(torch.float64) - 1.0
+    x = x - torch.outer(s, w) + torch.outer(sign * (s.abs() + margin / 2), w)
+    return _out(x, y, dtype, device, w=w.to(dtype))
+
+
+def two_moons(
+    n: int = 200, *, noise: float = 0.1, seed: int = 0, dtype: torch.dtype | None = None, device=None
+) -> Dataset:
+    """Two interleaving half circles (as sklearn's ``make_moons``), ``n // 2`` per class."""
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=2)
+    noise = check_float(noise, "noise", minimum=0.0)
+    n0 = n // 2
+    n1 = n - n0
+    t0 = torch.linspace(0, math.pi, n0, dtype=torch.float64)
+    t1 = torch.linspace(0, math.pi, n1, dtype=torch.float64)
+    a = torch.stack([torch.cos(t0), torch.sin(t0)], 1)
+    b = torch.stack([1 - torch.cos(t1), 0.5 - torch.sin(t1)], 1)
+    x = torch.cat([a, b]) + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    y = torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n1, dtype=torch.long)])
+    perm = torch.randperm(n, generator=gen)
+    return _out(x[perm], y[perm], dtype, device)
+
+
+def spirals(
+    n: int = 300,
+    num_classes: int = 2,
+    *,
+    turns: float = 1.5,
+    noise: float = 0.05,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """``num_classes`` interleaved Archimedean spirals in the plane (radius from 0 to 1)."""
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=2)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    turns = check_float(turns, "turns", positive=True)
+    noise = check_float(noise, "noise", minimum=0.0)
+    y = torch.arange(n) % num_classes
+    r = torch.rand(n, generator=gen, dtype=torch.float64)
+    theta = 2 * math.pi * (turns * r + y.to(torch.float64) / num_classes)
+    x = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1)
+    x = x + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    return _out(x, y.long(), dtype, device)
+
+
+def circle(
+    n: int = 32,
+    *,
+    radius: float = 1.0,
+    random: bool = False,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """Points on a circle; ``y`` holds the angles in ``[0, 2 pi)`` (evenly spaced unless random)."""
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=1)
+    radius = check_float(radius, "radius", positive=True)
+    if random:
+        theta = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+    else:
+        theta = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    x = radius * torch.stack([torch.cos(theta), torch.sin(theta)], 1)
+    return Dataset(x.to(device=device, dtype=dtype), theta.to(device=device, dtype=dtype), {})
+
+
+def sphere(
+    n: int = 100, dim: int = 3, *, radius: float = 1.0, seed: int = 0, dtype: torch.dtype | None = None, device=None
+) -> Dataset:
+    """Uniform points on the sphere of radius ``radius`` in ``R^dim``; ``y`` is the last coordinate."""
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=1)
+    dim = check_int(dim, "dim", minimum=2)
+    radius = check_float(radius, "radius", positive=True)
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    x = radius * x / x.norm(dim=1, keepdim=True)
+    return Dataset(x.to(device=device, dtype=dtype), x[:, -1].to(device=device, dtype=dtype), {})
+
+
+_OPS = {
+    "add": lambda a, b, p: (a + b) % p,
+    "sub": lambda a, b, p: (a - b) % p,
+    "mul": lambda a, b, p: (a * b) % p,
+    "div": lambda a, b, p: (a * pow_mod_inverse(b, p)) % p,
+}
+
+
+def pow_mod_inverse(b: torch.Tensor, p: int) -> torch.Tensor:
+    """Modular inverse ``b^(p-2) mod p`` for prime ``p`` (elementwise, ``b != 0``)."""
+    out = torch.ones_like(b)
+    base = b % p
+    e = p - 2
+    while e:
+        if e & 1:
+            out = (out * base) % p
+        base = (base * base) % p
+        e >>= 1
+    return out
+
+
+def modular_arithmetic(
+    p: int = 31,
+    op: str = "add",
+    *,
+    train_fraction: float = 0.7,
+    encoding: str = "onehot",
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Split:
+    """The table ``c = a op b (mod p)`` for all pairs, split at random into train and test.
+
+    ``encoding="onehot"`` gives inputs ``onehot(a) || onehot(b)`` of width ``2p`` (as in
+    "Grokking at the Edge of Numerical Stability", Prieto et al. 2025); ``"index"`` gives the
+    integer pair ``(a, b)``. ``op`` in ``add``, ``sub``, ``mul``, ``div`` (``div`` needs a prime
+    ``p`` and skips ``b = 0``).
+    """
+    gen, dtype, device = _setup(seed, dtype, device)
+    p = check_int(p, "p", minimum=2)
+    check_choice(op, "op", tuple(_OPS))
+    check_choice(encoding, "encoding", ("onehot", "index"))
+    train_fraction = check_float(train_fraction, "train_fraction", minimum=0.0, maximum=1.0)
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    if op == "div":
+        keep = b != 0
+        a, b = a[keep], b[keep]
+    c = _OPS[op](a, b, p)
+    if encoding == "onehot":
+        x = torch.cat([torch.nn.functional.one_hot(a, p), torch.nn.functional.one_hot(b, p)], 1).to(dtype)
+    else:
+        x = torch.stack([a, b], 1)
+    perm = torch.randperm(len(c), generator=gen)
+    n_train = int(round(train_fraction * len(c)))
+    if not 0 < n_train < len(c):
+        raise ValueError(f"`train_fraction`={train_fraction} leaves an empty train or test set")
+    tr, te = perm[:n_train], perm[n_train:]
+    info = {"p": p, "op": op}
+    return Split(
+        Dataset(x[tr].to(device), c[tr].to(device), dict(info, pairs=torch.stack([a[tr], b[tr]], 1))),
+        Dataset(x[te].to(device), c[te].to(device), dict(info, pairs=torch.stack([a[te], b[te]], 1))),
+    )
+
+
+def teacher_student(
+    n: int = 256,
+    dim: int = 16,
+    *,
+    teacher: str | torch.nn.Module = "linear",
+    hidden: int = 32,
+    noise: float = 0.0,
+    outputs: int = 1,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """Regression data ``y = teacher(x) + noise * eps`` with ``x ~ N(0, I_dim)``.
+
+    ``teacher``: ``"linear"`` (``x @ beta / sqrt(dim)``), ``"relu"`` (a random 1-hidden-layer ReLU
+    net of width ``hidden``, outputs scaled to unit variance at init), ``"quadratic"``
+    (``(beta . x)^2 / (2 dim)``) or any module mapping ``(n, dim) -> (n, outputs)``. The teacher's
+    randomness comes from ``seed``. ``y`` has shape ``(n, outputs)``.
+    """
+    gen, dtype, device = _setup(seed, dtype, device)
+    n = check_int(n, "n", minimum=1)
+    dim = check_int(dim, "dim", minimum=1)
+    outputs = check_int(outputs, "outputs", minimum=1)
+    noise = check_float(noise, "noise", minimum=0.0)
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    info: dict[str, Any] = {}
+    if isinstance(teacher, torch.nn.Module):
+        with torch.no_grad():
+            p = next(teacher.parameters(), None)
+            tdtype = p.dtype if p is not None else dtype
+            y = teacher(x.to(dtype=tdtype, device=p.device if p is not None else None)).to(torch.float64).cpu()
+        if y.ndim == 1:
+            y = y[:, None]
+    else:
+        check_choice(teacher, "teacher", ("linear", "relu", "quadratic"))
+        beta = torch.randn(dim, outputs, generator=gen, dtype=torch.float64)
+        info["beta"] = beta
+        if teacher == "linear":
+            y = x @ beta / math.sqrt(dim)
+        elif teacher == "quadratic":
+            y = (x @ beta) ** 2 / (2 * dim)
+        else:
+            w1 = torch.randn(dim, hidden, generator=gen, dtype=torch.float64) / math.sqrt(dim)
+            w2 = torch.randn(hidden, outputs, generator=gen, dtype=torch.float64) * math.sqrt(2.0 / hidden)
+            y = torch.relu(x @ w1) @ w2
+            info.update(w1=w1, w2=w2)
+    y = y + noise * torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    return Dataset(x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype), info)
+
+
+def digits(
+    classes=None,
+    *,
+    standardize: bool = True,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> Dataset:
+    """sklearn's bundled 8x8 digits (1,797 images, 64 features; no download).
+
+    ``classes``: keep only these digit labels (relabelled ``0..len(classes)-1`` in the given order;
+    ``info["classes"]`` keeps the original labels). ``standardize`` centres and scales each pixel
+    (pixels that are constant get scale 1).
+    """
+    from sklearn.datasets import load_digits
+
+    _, dtype, device = _setup(0, dtype, device)
+    bunch = load_digits()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    if classes is not None:
+        classes = [check_int(c, "classes[i]", minimum=0, maximum=9) for c in classes]
+        if len(set(classes)) != len(classes) or len(classes) < 2:
+            raise ValueError(f"`classes` must be at least two distinct digits, got {classes}")
+        keep = np.isin(y, classes)
+        x, y = x[keep], y[keep]
+        remap = {c: i for i, c in enumerate(classes)}
+        y = np.array([remap[v] for v in y], dtype=np.int64)
+    else:
+        classes = list(range(10))
+    if standardize:
+        mu, sd = x.mean(0), x.std(0)
+        sd[sd == 0] = 1.0
+        x = (x - mu) / sd
+    return Dataset(
+        torch.from_numpy(x).to(device=device, dtype=dtype),
+        torch.from_numpy(y).to(device=device),
+        {"classes": classes},
+    )
+
+
+def train_test_split(data, test_fraction: float = 0.25, *, stratify: bool = True, seed: int = 0) -> Split:
+    """Split ``(x, y)`` at random (stratified by integer labels by default)."""
+    x, y = data
+    x = check_tensor(x, "x", nonempty=True)
+    y = check_tensor(y, "y", nonempty=True)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"`data` has {x.shape[0]} inputs but {y.shape[0]} targets")
+    test_fraction = check_float(test_fraction, "test_fraction", minimum=0.0, maximum=1.0)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    n = x.shape[0]
+    if stratify and not y.is_floating_point() and y.ndim == 1:
+        test_idx = []
+        for c in torch.unique(y).tolist():
+            idx = torch.nonzero(y.cpu() == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=gen)]
+            test_idx.append(idx[: int(round(test_fraction * len(idx)))])
+        test = torch.cat(test_idx)
+    else:
+        test = torch.randperm(n, generator=gen)[: int(round(test_fraction * n))]
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[test] = True
+    if mask.all() or not mask.any():
+        raise ValueError(f"`test_fraction`={test_fraction} leaves an empty train or test set")
+    mask = mask.to(x.device)
+    return Split(Dataset(x[~mask], y[~mask.to(y.device)]), Dataset(x[mask], y[mask.to(y.device)]))

@@ -1,0 +1,258 @@
+"""Small models the notebooks train: MLPs, deep linear networks, unconstrained features.
+
+All take ``dtype``/``device`` and an optional ``seed`` (initialisation from a private generator,
+so building a model does not consume global randomness).
+
+>>> import torch
+>>> from lossviz.models import MLP
+>>> net = MLP(2, (16, 16), 3, activation="tanh", seed=0)
+>>> net(torch.zeros(5, 2)).shape, net.features(torch.zeros(5, 2)).shape
+(torch.Size([5, 3]), torch.Size([5, 16]))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
+
+__all__ = ["MLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation"]
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+    "softplus": nn.Softplus,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """An activation module by name (one of :data:`ACTIVATIONS`)."""
+    check_choice(name, "activation", tuple(ACTIVATIONS))
+    return ACTIVATIONS[name]()
+
+
+def _init_linear(layer: nn.Linear, gen: torch.Generator | None, init: str, gain: float) -> None:
+    """Initialise a Linear layer: ``"default"`` (PyTorch's), ``"normal"`` N(0, gain^2/fan_in)."""
+    if init == "default":
+        if gen is None:
+            return  # torch's own default init already ran
+        bound = 1 / math.sqrt(layer.in_features)
+        with torch.no_grad():
+            w = torch.rand(layer.weight.shape, generator=gen, dtype=torch.float64) * 2 - 1
+            layer.weight.copy_(w * bound)
+            if layer.bias is not None:
+                b = torch.rand(layer.bias.shape, generator=gen, dtype=torch.float64) * 2 - 1
+                layer.bias.copy_(b * bound)
+        return
+    std = gain / math.sqrt(layer.in_features)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64) * std)
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+def _gen(seed):
+    return None if seed is None else torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+
+
+class MLP(nn.Module):
+    """Fully connected network ``in -> hidden[0] -> ... -> hidden[-1] -> out``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    hidden : sequence of int
+        Widths of the hidden layers (may be empty: a linear model).
+    activation : str
+        One of :data:`ACTIVATIONS`, applied after every hidden layer.
+    bias : bool
+        Bias in every layer (``head_bias`` overrides it for the last layer).
+    init : ``"default"`` | ``"normal"``
+        PyTorch's uniform init, or ``N(0, gain^2 / fan_in)`` weights and zero biases.
+
+    Attributes
+    ----------
+    layers : ``nn.ModuleList`` of the hidden ``nn.Linear`` layers;
+    head : the last ``nn.Linear``; ``features(x)`` returns its input (penultimate features).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (64, 64),
+        out_features: int = 1,
+        *,
+        activation: str = "relu",
+        bias: bool = True,
+        head_bias: bool | None = None,
+        init: str = "default",
+        gain: float = 1.0,
+        dtype: torch.dtype | None = None,
+        device=None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        in_features = check_int(in_features, "in_features", minimum=1)
+        out_features = check_int(out_features, "out_features", minimum=1)
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        hidden = tuple(check_int(h, "hidden[i]", minimum=1) for h in hidden)
+        check_choice(activation, "activation", tuple(ACTIVATIONS))
+        check_choice(init, "init", ("default", "normal"))
+        gain = check_float(gain, "gain", positive=True)
+        dtype = check_dtype(dtype)
+        gen = _gen(seed)
+        head_bias = bias if head_bias is None else head_bias
+        dims = (in_features, *hidden)
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=bias, dtype=dtype, device=device) for a, b in zip(dims[:-1], dims[1:])
+        )
+        self.act = ACTIVATIONS[activation]()
+        self.head = nn.Linear(dims[-1], out_features, bias=head_bias, dtype=dtype, device=device)
+        self.activation_name = activation
+        for layer in [*self.layers, self.head]:
+            _init_linear(layer, gen, init, gain)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return (self.layers[0].in_features if len(self.layers) else self.head.in_features,) + tuple(
+            layer.out_features for layer in self.layers
+        ) + (self.head.out_features,)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (the input of :attr:`head`)."""
+        for layer in self.layers:
+            x = self.act(layer(x))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class DeepLinear(nn.Module):
+    """Deep linear network ``x -> W_L ... W_2 W_1 x`` with ``dims = (d_0, d_1, ..., d_L)``.
+
+    ``init_scale`` multiplies ``N(0, 1/fan_in)`` weights (small scales start near the saddle at 0,
+    as in the saddle and implicit-bias literature). ``product()`` returns the end-to-end matrix.
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[int],
+        *,
+        bias: bool = False,
+        init_scale: float = 1.0,
+        dtype: torch.dtype | None = None,
+        device=None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        dims = tuple(check_int(d, "dims[i]", minimum=1) for d in dims)
+        if len(dims) < 2:
+            raise ValueError(f"`dims` needs at least an input and an output width, got {dims}")
+        init_scale = check_float(init_scale, "init_scale", minimum=0.0)
+        gen = _gen(seed)
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=bias, dtype=check_dtype(dtype), device=device) for a, b in zip(dims[:-1], dims[1:])
+        )
+        for layer in self.layers:
+            _init_linear(layer, gen, "normal", init_scale)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        return x
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.layers[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers[-1](self.features(x))
+
+    def product(self) -> torch.Tensor:
+        """The end-to-end matrix ``W_L ... W_1`` (shape ``(d_L, d_0)``), detached."""
+        with torch.no_grad():
+            m = self.layers[0].weight
+            for layer in self.layers[1:]:
+                m = layer.weight @ m
+            return m.detach().clone()
+
+
+class UFM(nn.Module):
+    """Unconstrained features model: free features ``H`` (one row per sample) + a linear head.
+
+    ``forward(idx)`` returns the logits of samples ``idx`` (a ``LongTensor`` of sample indices,
+    or ``None`` for all), i.e. ``head(H[idx])``; with ``depth > 1`` the head is a deep linear
+    stack ``W_depth ... W_1`` (the "deep linear UFM" of Dang et al. 2023). ``features()`` gives
+    ``H`` and ``layer_features()`` the features after each head layer.
+    Weight decay on ``H`` and on the head is the user's choice (see :meth:`penalty`).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        feature_dim: int,
+        num_classes: int,
+        *,
+        depth: int = 1,
+        bias: bool = False,
+        init_scale: float = 1.0,
+        dtype: torch.dtype | None = None,
+        device=None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        num_samples = check_int(num_samples, "num_samples", minimum=1)
+        feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+        depth = check_int(depth, "depth", minimum=1)
+        init_scale = check_float(init_scale, "init_scale", minimum=0.0)
+        gen = _gen(seed)
+        dtype = check_dtype(dtype) or torch.get_default_dtype()
+        self.H = nn.Parameter(
+            (init_scale * torch.randn(num_samples, feature_dim, generator=gen, dtype=torch.float64)).to(dtype=dtype, device=device)
+        )
+        dims = [feature_dim] * depth + [num_classes]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=(bias and i == depth - 1), dtype=dtype, device=device)
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
+        )
+        for layer in self.layers:
+            _init_linear(layer, gen, "normal", init_scale)
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.layers[-1]
+
+    def features(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self.H if idx is None else self.H[check_tensor(idx, "idx", ndim=1, floating=False)]
+
+    def layer_features(self, idx: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``[H, W_1 H, W_2 W_1 H, ...]`` up to the input of the last layer."""
+        h = self.features(idx)
+        out = [h]
+        for layer in self.layers[:-1]:
+            h = layer(h)
+            out.append(h)
+        return out
+
+    def forward(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers[-1](self.layer_features(idx)[-1])
+
+    def penalty(self, weight_decay_h: float, weight_decay_w: float) -> torch.Tensor:
+        """``(lambda_H / 2) sum ||h_i||^2 / N + (lambda_W / 2) sum_l ||W_l||_F^2`` (mean over samples for H)."""
+        n = self.H.shape[0]
+        reg = 0.5 * weight_decay_h * self.H.square().sum() / n
+        for layer in self.layers:
+            reg = reg + 0.5 * weight_decay_w * layer.weight.square().sum()
+        return reg

@@ -1,0 +1,295 @@
+"""Widget helpers: log sliders, error output, debounce, panels and cached sweeps.
+
+The widget rules (CONVENTIONS.md section 6):
+
+* cheap views update live; a value change re-renders by updating an *existing* plotly
+  ``FigureWidget`` inside ``fig.batch_update()`` (one message to the browser), never by
+  building a new figure;
+* anything slower than ~100 ms is computed once over a grid (:class:`Sweep`) and the slider
+  scrubs the cached results, or runs with ``continuous_update=False`` plus :func:`debounce`;
+* errors in callbacks are printed into an ``Output`` widget, which JupyterLab shows (it hides
+  exceptions raised inside widget callbacks otherwise);
+* everything is testable without a browser: set ``slider.value`` and check the figure's data.
+
+Example
+-------
+>>> import numpy as np, plotly.graph_objects as go
+>>> from lossviz.widgets import Panel, log_slider
+>>> x = np.linspace(-3, 3, 50)
+>>> fig = go.FigureWidget(go.Scatter(x=x, y=np.exp(-x)))
+>>> panel = Panel({"tau": log_slider("tau", 1e-2, 1e2, 1.0)},
+...               lambda tau: {0: {"y": np.exp(-x / tau)}}, fig)
+>>> panel.controls["tau"].value = 10.0
+>>> bool(np.allclose(fig.data[0].y, np.exp(-x / 10.0)))
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as W
+
+from ._validate import check_float, check_int
+
+__all__ = ["log_slider", "error_output", "debounce", "Panel", "Sweep", "sweep", "scrub_slider", "static_copy"]
+
+
+def log_slider(
+    description: str,
+    min: float,
+    max: float,
+    value: float | None = None,
+    *,
+    steps_per_decade: int = 20,
+    readout_format: str = ".3g",
+    continuous_update: bool = True,
+    **kwargs,
+) -> W.FloatLogSlider:
+    """A ``FloatLogSlider`` from ``min`` to ``max`` (positive), ``steps_per_decade`` stops per decade.
+
+    ``value`` defaults to the geometric mean of the range.
+    """
+    lo = check_float(min, "min", positive=True)
+    hi = check_float(max, "max", positive=True)
+    if not hi > lo:
+        raise ValueError(f"`max` must be > `min`, got min={lo}, max={hi}")
+    steps_per_decade = check_int(steps_per_decade, "steps_per_decade", minimum=1)
+    if value is None:
+        value = math.sqrt(lo * hi)
+    value = check_float(value, "value", positive=True)
+    if not lo <= value <= hi:
+        raise ValueError(f"`value`={value} must lie in [min, max] = [{lo}, {hi}]")
+    return W.FloatLogSlider(
+        value=value,
+        base=10,
+        min=math.log10(lo),
+        max=math.log10(hi),
+        step=1.0 / steps_per_decade,
+        description=description,
+        readout_format=readout_format,
+        continuous_update=continuous_update,
+        style={"description_width": "initial"},
+        **kwargs,
+    )
+
+
+def error_output() -> W.Output:
+    """An ``Output`` widget to catch and show errors from widget callbacks."""
+    return W.Output(layout={"border": "1px solid #e0a0a0", "max_height": "12em", "overflow": "auto"})
+
+
+def debounce(wait: float) -> Callable[[Callable], Callable]:
+    """Decorator: run the function only once calls stop for ``wait`` seconds.
+
+    Uses the running asyncio loop (the Jupyter kernel's); with no running loop (scripts, tests)
+    or ``wait <= 0`` the call happens immediately, so logic stays testable.
+    """
+    wait = check_float(wait, "wait", minimum=0.0)
+
+    def decorator(fn: Callable) -> Callable:
+        handle: list[Any] = [None]
+
+        def debounced(*args, **kwargs):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or wait == 0:
+                return fn(*args, **kwargs)
+            if handle[0] is not None:
+                handle[0].cancel()
+            handle[0] = loop.call_later(wait, lambda: fn(*args, **kwargs))
+            return None
+
+        debounced.__wrapped__ = fn  # type: ignore[attr-defined]
+        return debounced
+
+    return decorator
+
+
+def _apply_updates(fig, updates: Mapping) -> None:
+    """Apply ``{trace index or name: {prop: value}, "layout": {...}}`` to a plotly figure."""
+    for key, props in updates.items():
+        if key == "layout":
+            fig.update_layout(**props)
+            continue
+        if isinstance(key, int):
+            try:
+                trace = fig.data[key]
+            except IndexError:
+                raise KeyError(f"figure has no trace {key} (it has {len(fig.data)})") from None
+        else:
+            matches = [t for t in fig.data if t.name == key]
+            if not matches:
+                raise KeyError(f"figure has no trace named {key!r}")
+            trace = matches[0]
+        trace.update(**props)
+
+
+class Panel:
+    """Wire controls to a compute function that updates an existing figure in place.
+
+    Parameters
+    ----------
+    controls : mapping name -> widget
+        Their ``.value`` are passed to ``compute`` as keyword arguments.
+    compute : callable(**values)
+        Returns updates ``{trace index or trace name: {property: value}, "layout": {...}}`` that
+        are applied to ``figure`` inside one ``batch_update`` (plotly), or returns ``None`` after
+        updating whatever it draws itself (e.g. matplotlib artists).
+    figure : plotly ``FigureWidget`` (or ``go.Figure``), optional
+    wait : float
+        Debounce in seconds (0 = update on every change; use > 0 with expensive computations
+        and ``continuous_update=False`` sliders).
+    run : bool
+        Call ``compute`` once at construction so the figure shows the default values.
+
+    Attributes
+    ----------
+    output : the ``Output`` widget that shows errors; ``last_error`` the last exception or None;
+    calls : number of completed updates (useful in tests and latency benchmarks).
+    """
+
+    def __init__(
+        self,
+        controls: Mapping[str, W.Widget],
+        compute: Callable[..., Mapping | None],
+        figure=None,
+        *,
+        wait: float = 0.0,
+        run: bool = True,
+        title: str | None = None,
+    ):
+        if not isinstance(controls, Mapping) or not controls:
+            raise TypeError("`controls` must be a non-empty mapping name -> widget")
+        for name, w in controls.items():
+            if not isinstance(w, W.ValueWidget):
+                raise TypeError(f"`controls[{name!r}]` must be an ipywidgets value widget, got {type(w).__name__}")
+        if not callable(compute):
+            raise TypeError("`compute` must be callable(**values)")
+        self.controls = dict(controls)
+        self.compute = compute
+        self.figure = figure
+        self.output = error_output()
+        self.last_error: BaseException | None = None
+        self.calls = 0
+        self.title = title
+        self._update = debounce(wait)(self.update)
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        if run:
+            self.update()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {k: w.value for k, w in self.controls.items()}
+
+    def _on_change(self, change) -> None:
+        self._update()
+
+    def update(self) -> None:
+        """Recompute and redraw now (errors go to :attr:`output`)."""
+        try:
+            updates = self.compute(**self.values)
+            if updates:
+                if self.figure is None:
+                    raise TypeError("`compute` returned figure updates but the panel has no `figure`")
+                if hasattr(self.figure, "batch_update"):
+                    with self.figure.batch_update():
+                        _apply_updates(self.figure, updates)
+                else:
+                    _apply_updates(self.figure, updates)
+            self.last_error = None
+            self.calls += 1
+        except Exception as exc:  # noqa: BLE001 - shown to the user in the Output widget
+            self.last_error = exc
+            with self.output:
+                print(f"lossviz: update failed for {self.values}:")
+                traceback.print_exc()
+
+    @property
+    def widget(self) -> W.Widget:
+        """The panel laid out: title, controls, figure (if a widget), error output."""
+        children: list[W.Widget] = []
+        if self.title:
+            children.append(W.HTML(f"<b>{self.title}</b>"))
+        children.append(W.HBox(list(self.controls.values()), layout={"flex_flow": "row wrap"}))
+        if isinstance(self.figure, W.DOMWidget):
+            children.append(self.figure)
+        children.append(self.output)
+        return W.VBox(children)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def static_copy(figure):
+    """A static ``go.Figure`` copy of a ``FigureWidget`` (renders without a kernel)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(figure.to_dict())
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Results of an expensive computation precomputed over a grid of knob values.
+
+    ``sweep[v]`` returns the result for the grid value nearest to ``v`` (in log distance when
+    ``log=True``), so a slider can scrub cached results instantly.
+    """
+
+    values: tuple
+    results: tuple
+    log: bool = False
+
+    def index(self, value) -> int:
+        if not self.values:
+            raise ValueError("empty sweep")
+        if isinstance(self.values[0], (int, float)) and not isinstance(self.values[0], bool):
+            f = (lambda v: math.log(v)) if self.log else (lambda v: v)
+            target = f(value)
+            return min(range(len(self.values)), key=lambda i: abs(f(self.values[i]) - target))
+        return self.values.index(value)
+
+    def __getitem__(self, value):
+        return self.results[self.index(value)]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def items(self):
+        return zip(self.values, self.results)
+
+
+def sweep(fn: Callable[[Any], Any], values: Sequence, *, log: bool = False, progress: bool = True, desc: str = "sweep") -> Sweep:
+    """Evaluate ``fn(v)`` for every ``v`` in ``values`` once (with a tqdm bar) into a :class:`Sweep`."""
+    from tqdm.auto import tqdm
+
+    values = tuple(values)
+    if not values:
+        raise ValueError("`values` must not be empty")
+    if log and any(not (isinstance(v, (int, float)) and v > 0) for v in values):
+        raise ValueError("`values` must be positive numbers when log=True")
+    results = tuple(fn(v) for v in tqdm(values, desc=desc, disable=not progress, leave=False))
+    return Sweep(values, results, log)
+
+
+def scrub_slider(sweep_or_values, description: str = "", value=None, *, fmt: str = "{:.3g}") -> W.SelectionSlider:
+    """A ``SelectionSlider`` over the grid values of a :class:`Sweep` (or a sequence)."""
+    values = sweep_or_values.values if isinstance(sweep_or_values, Sweep) else tuple(sweep_or_values)
+    if not values:
+        raise ValueError("`sweep_or_values` must not be empty")
+    options = [(fmt.format(v) if isinstance(v, (int, float)) else str(v), v) for v in values]
+    if value is None:
+        value = values[0]
+    if value not in values:
+        raise ValueError(f"`value`={value!r} is not one of the sweep values")
+    return W.SelectionSlider(options=options, value=value, description=description, continuous_update=True)
