@@ -1,0 +1,67 @@
+# lossviz: two commands do all the set-up on a fresh machine with Python 3.11+.
+#   make lab    create .venv if missing, install lossviz + notebook deps, open JupyterLab
+#   make test   same set-up, then unit tests + every notebook through nbval on 2 workers
+#
+# TORCH_SPEC lets a machine choose its torch build before anything else is installed,
+# e.g. `make test TORCH_SPEC=torch==2.13.0` (CI on our CPU machines does this in .ci/run).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_SPEC ?=
+WORKERS ?= 2
+CELL_TIMEOUT ?= 300
+PORT ?= 8888
+STAMP  := $(VENV)/.lossviz-installed
+
+.PHONY: lab test test-unit test-notebooks lint format install venv clean figure bench site test-browser
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+venv: $(BIN)/python
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/python -m pip install "$(TORCH_SPEC)"; fi
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab --port=$(PORT) notebooks/00_start_here.ipynb
+
+# Unit tests and notebooks run together so pytest-xdist can balance them; --dist loadscope keeps
+# all cells of one notebook on the same worker (they share one kernel).
+test: install
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest \
+	  -n $(WORKERS) --dist loadscope \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
+	  tests notebooks
+
+test-unit: install
+	$(BIN)/python -m pytest -n $(WORKERS) tests
+
+test-notebooks: install
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks
+
+lint: install
+	$(BIN)/ruff check lossviz tests benchmarks scripts
+	$(BIN)/ruff format --check lossviz tests benchmarks scripts
+	$(BIN)/python -m lossviz._nblint notebooks
+
+format: install
+	$(BIN)/ruff check --fix lossviz tests benchmarks scripts
+	$(BIN)/ruff format lossviz tests benchmarks scripts
+	$(BIN)/nbstripout notebooks/*.ipynb notebooks/*/*.ipynb
+
+figure: install
+	$(BIN)/python scripts/make_readme_figure.py
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis site test-artifacts

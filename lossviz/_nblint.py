@@ -1,0 +1,117 @@
+"""Lint notebooks against the structure of CONVENTIONS.md section 5 (used by tests and ``make lint``).
+
+Run as ``python -m lossviz._nblint notebooks``; prints one line per problem, exits 1 on any.
+A superset of the shared ``nbcheck.py`` checks, kept in the project so tests do not depend on
+anything outside the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+TRACKS = {"landscape": "L", "collapse": "N", "ntk": "K", "temperature": "T"}
+NAME = re.compile(r"^(?P<id>[LNKT]\d{2})_[a-z0-9_]+\.ipynb$")
+
+
+def _src(cell) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def notebooks(root: Path) -> list[Path]:
+    return sorted(p for p in Path(root).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def notebook_id(path: Path) -> str | None:
+    m = NAME.match(path.name)
+    return m.group("id") if m else None
+
+
+def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
+    """Return the list of problems of one notebook (empty when it follows the conventions)."""
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text())
+    except Exception as exc:  # noqa: BLE001
+        return [f"not valid JSON: {exc}"]
+    problems = []
+    if nb.get("nbformat") != 4:
+        problems.append("not nbformat 4")
+    cells = nb.get("cells", [])
+    if not cells:
+        return problems + ["no cells"]
+    code_cells = [c for c in cells if c.get("cell_type") == "code"]
+    if any(c.get("outputs") for c in code_cells):
+        problems.append("outputs are committed (strip them: nbstripout)")
+    if any(c.get("execution_count") for c in code_cells):
+        problems.append("execution counts are committed (strip them: nbstripout)")
+    code = "\n".join(_src(c) for c in code_cells)
+    params = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not params:
+        problems.append("no cell tagged 'parameters'")
+    else:
+        p = _src(cells[params[0]])
+        for name in ("SEED", "QUICK"):
+            if not re.search(rf"^\s*{name}\s*=", p, re.M):
+                problems.append(f"the parameters cell does not set {name}")
+        later = "\n".join(_src(c) for c in cells[params[0] + 1 :] if c.get("cell_type") == "code")
+        if "notebook_params(" not in later:
+            problems.append("no lossviz.notebook_params(...) call after the parameters cell")
+    if not re.search(r"^\s*(import lossviz|from lossviz)", code, re.M):
+        problems.append("does not import lossviz")
+    if re.search(r"^\s*[!%]\s*pip\s+install", code, re.M) or "pip install" in code:
+        problems.append("installs packages from inside the notebook")
+    if re.search(r"\.cuda\(\)", code):
+        problems.append("hard-codes .cuda()")
+    if re.search(r"""["'](/home/|/work/|/Users/|/root/|[A-Za-z]:\\\\)""", code):
+        problems.append("uses an absolute path")
+    if path.name.startswith("00_"):
+        return problems
+    if path.parent.name in TRACKS:
+        nid = notebook_id(path)
+        if nid is None or nid[0] != TRACKS[path.parent.name]:
+            problems.append(f"file name must be {TRACKS[path.parent.name]}NN_slug.ipynb in {path.parent.name}/")
+        elif readme_text is not None and nid not in readme_text:
+            problems.append(f"{nid} is not listed in notebooks/README.md")
+    heads = [
+        i for i, c in enumerate(cells)
+        if c.get("cell_type") == "markdown" and re.search(r"^#+\s*claim check", _src(c), re.I | re.M)
+    ]
+    if not heads:
+        problems.append("no 'Claim check' heading")
+    elif not any(
+        re.search(r"^\s*assert\b", _src(cells[j]), re.M)
+        for j in range(heads[-1] + 1, len(cells))
+        if cells[j].get("cell_type") == "code"
+    ):
+        problems.append("no assert after the 'Claim check' heading")
+    if not any(c.get("cell_type") == "markdown" and re.search(r"^#+\s*exercises", _src(c), re.I | re.M) for c in cells):
+        problems.append("no 'Exercises' heading")
+    first = _src(cells[0]) if cells[0].get("cell_type") == "markdown" else ""
+    if not re.search(r"arxiv|doi", first, re.I):
+        problems.append("first cell cites no arXiv id or DOI")
+    if not re.search(r"claim", first, re.I):
+        problems.append("first cell does not state the claim")
+    return problems
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    root = Path(argv[0] if argv else "notebooks")
+    readme = root / "README.md"
+    readme_text = readme.read_text() if readme.exists() else None
+    nbs = notebooks(root)
+    bad = 0
+    for nb in nbs:
+        for problem in check_notebook(nb, readme_text):
+            bad += 1
+            print(f"{nb}: {problem}")
+    print(f"notebook lint: {len(nbs)} notebooks, {bad} problems")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
