@@ -61,14 +61,18 @@ def preserved(model: nn.Module, *, values: bool = False) -> Iterator[nn.Module]:
     params = list(model.parameters())
     req = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
+    grad_vals = [None if g is None else g.detach().clone() for g in grads]
     bufs = [(b, b.detach().clone()) for b in model.buffers()]
     vals = [p.detach().clone() for p in params] if values else None
     try:
         yield model
     finally:
         with torch.no_grad():
-            for (b, saved) in bufs:
+            for b, saved in bufs:
                 b.copy_(saved)
+            for g, v in zip(grads, grad_vals):
+                if g is not None:
+                    g.copy_(v)  # backward accumulates into the same tensor in place
             if vals is not None:
                 for p, v in zip(params, vals):
                     p.copy_(v)

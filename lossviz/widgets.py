@@ -209,9 +209,8 @@ class Panel:
             self.calls += 1
         except Exception as exc:  # noqa: BLE001 - shown to the user in the Output widget
             self.last_error = exc
-            with self.output:
-                print(f"lossviz: update failed for {self.values}:")
-                traceback.print_exc()
+            # append_stderr works inside and outside a kernel (``with output:`` needs IPython)
+            self.output.append_stderr(f"lossviz: update failed for {self.values}:\n" + traceback.format_exc())
 
     @property
     def widget(self) -> W.Widget:

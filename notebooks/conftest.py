@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 BUDGET = float(os.environ.get("LOSSVIZ_NOTEBOOK_BUDGET", "60"))
-_ROOT = Path(__file__).resolve().parents[1]
 _last_cell: dict[str, str] = {}
 _elapsed: dict[str, float] = {}
 _collected_times: dict[str, float] = {}
@@ -71,7 +70,7 @@ def pytest_terminal_summary(terminalreporter):
     for nb, secs in sorted(_collected_times.items(), key=lambda kv: -kv[1]):
         flag = "  OVER BUDGET" if secs > BUDGET else ""
         tr.write_line(f"{secs:7.1f} s  {nb}{flag}")
-    out = _ROOT / "test-artifacts"
+    out = Path(tr.config.rootpath) / "test-artifacts"
     out.mkdir(exist_ok=True)
     (out / "notebook_times.json").write_text(
         json.dumps({"budget_s": BUDGET, "when": time.strftime("%Y-%m-%d %H:%M"), "times_s": _collected_times}, indent=1)

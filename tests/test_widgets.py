@@ -1,0 +1,114 @@
+import asyncio
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from lossviz import widgets
+
+
+def test_log_slider_range():
+    s = widgets.log_slider("lr", 1e-3, 1e3, steps_per_decade=10)
+    assert s.base == 10 and s.min == -3 and s.max == 3 and s.step == pytest.approx(0.1)
+    assert s.value == pytest.approx(1.0)
+    s.value = 0.05
+    assert s.value == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    "args,kw,match",
+    [((1e-3, 1e-4), {}, "max"), ((0.0, 1.0), {}, "min"), ((1e-3, 1.0), {"value": 5.0}, "value"),
+     ((1e-3, 1.0), {"steps_per_decade": 0}, "steps_per_decade")],
+)
+def test_log_slider_bad_input(args, kw, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.log_slider("x", *args, **kw)
+
+
+def _panel(**kw):
+    x = np.linspace(-2, 2, 30)
+    fig = go.FigureWidget([go.Scatter(x=x, y=x, name="curve"), go.Scatter(x=x, y=x, name="other")])
+    slider = widgets.log_slider("tau", 0.1, 10, 1.0)
+    panel = widgets.Panel({"tau": slider}, lambda tau: {"curve": {"y": np.tanh(x / tau)}, "layout": {"title": f"{tau:.2f}"}}, fig, **kw)
+    return x, fig, slider, panel
+
+
+def test_panel_updates_figure_in_place():
+    x, fig, slider, panel = _panel()
+    assert np.allclose(fig.data[0].y, np.tanh(x))  # ran once at construction
+    trace = fig.data[0]
+    slider.value = 0.2
+    assert fig.data[0] is trace, "the figure must be updated in place, not rebuilt"
+    assert np.allclose(fig.data[0].y, np.tanh(x / 0.2))
+    assert np.allclose(fig.data[1].y, x)  # other trace untouched
+    assert fig.layout.title.text == "0.20"
+    assert panel.calls == 2 and panel.last_error is None
+    assert isinstance(panel.widget, W.VBox)
+
+
+def test_panel_routes_errors_to_output():
+    fig = go.FigureWidget(go.Scatter(y=[1, 2]))
+    slider = W.FloatSlider(value=1.0)
+
+    def compute(v):
+        if v > 2:
+            raise RuntimeError("boom at v > 2")
+        return {0: {"y": [v, v]}}
+
+    panel = widgets.Panel({"v": slider}, compute, fig)
+    slider.value = 3.0  # must not raise into the caller
+    assert isinstance(panel.last_error, RuntimeError)
+    assert any("boom" in o.get("text", "") for o in panel.output.outputs)
+    assert list(fig.data[0].y) == [1.0, 1.0]  # last good state kept
+    slider.value = 1.5
+    assert panel.last_error is None and list(fig.data[0].y) == [1.5, 1.5]
+
+
+def test_panel_unknown_trace_is_an_error():
+    fig = go.FigureWidget(go.Scatter(y=[1]))
+    panel = widgets.Panel({"v": W.FloatSlider()}, lambda v: {"missing": {"y": [v]}}, fig)
+    assert isinstance(panel.last_error, KeyError)
+
+
+def test_panel_bad_input():
+    with pytest.raises(TypeError, match="controls"):
+        widgets.Panel({}, lambda: None)
+    with pytest.raises(TypeError, match="controls"):
+        widgets.Panel({"a": 3}, lambda a: None)
+    with pytest.raises(TypeError, match="compute"):
+        widgets.Panel({"a": W.FloatSlider()}, None)
+
+
+def test_debounce_immediate_without_loop_and_delayed_with_loop():
+    calls = []
+    f = widgets.debounce(0.05)(lambda v: calls.append(v))
+    f(1)
+    assert calls == [1]
+
+    async def burst():
+        for v in (2, 3, 4):
+            f(v)
+        assert calls == [1]
+        await asyncio.sleep(0.15)
+
+    asyncio.run(burst())
+    assert calls == [1, 4], "only the last call of a burst runs"
+
+
+def test_sweep_and_scrub_slider():
+    sw = widgets.sweep(lambda v: v**2, [0.1, 1.0, 10.0], log=True, progress=False)
+    assert sw[0.12] == pytest.approx(0.01) and sw[2.5] == pytest.approx(1.0) and sw[4.0] == pytest.approx(100.0)
+    s = widgets.scrub_slider(sw, "v", 1.0)
+    assert s.value == 1.0 and len(s.options) == 3
+    with pytest.raises(ValueError, match="value"):
+        widgets.scrub_slider(sw, "v", 2.0)
+    with pytest.raises(ValueError, match="positive"):
+        widgets.sweep(lambda v: v, [0.0, 1.0], log=True)
+
+
+def test_static_copy():
+    fig = go.FigureWidget(go.Scatter(y=[1, 2, 3]))
+    static = widgets.static_copy(fig)
+    assert isinstance(static, go.Figure) and not isinstance(static, go.FigureWidget)
+    assert list(static.data[0].y) == [1, 2, 3]
