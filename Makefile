@@ -38,10 +38,10 @@ test: install
 	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest \
 	  -n $(WORKERS) --dist loadscope \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
-	  tests notebooks
+	  --doctest-modules tests notebooks lossviz
 
 test-unit: install
-	$(BIN)/python -m pytest -n $(WORKERS) tests
+	$(BIN)/python -m pytest -n $(WORKERS) --doctest-modules tests lossviz
 
 test-notebooks: install
 	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope \

@@ -20,13 +20,28 @@ from ._runtime import NotebookParams, device, notebook_params, seed_everything, 
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "data", "models", "train", "testing", "widgets", "plotting", "landscape", "curvature",
-    "collapse", "ntk", "losses", "derivations",
+    "data",
+    "models",
+    "train",
+    "testing",
+    "widgets",
+    "plotting",
+    "landscape",
+    "curvature",
+    "collapse",
+    "ntk",
+    "losses",
+    "derivations",
 }
 
 __all__ = [
-    "__version__", "device", "seed_everything", "notebook_params", "NotebookParams",
-    "show_versions", *sorted(_SUBMODULES),
+    "__version__",
+    "device",
+    "seed_everything",
+    "notebook_params",
+    "NotebookParams",
+    "show_versions",
+    *sorted(_SUBMODULES),
 ]
 
 

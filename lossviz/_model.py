@@ -121,8 +121,7 @@ def has_batchnorm(model: nn.Module) -> bool:
 def train_mode_batchnorm(model: nn.Module) -> list[str]:
     """Names of BatchNorm submodules that are in training mode."""
     return [
-        n for n, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+        n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
     ]
 
 
@@ -178,11 +177,7 @@ class Batches:
 
 
 def _is_pair(obj) -> bool:
-    return (
-        isinstance(obj, (tuple, list))
-        and len(obj) == 2
-        and all(isinstance(t, torch.Tensor) for t in obj)
-    )
+    return isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj)
 
 
 def collate(data, name: str = "data") -> Batches:
@@ -195,7 +190,9 @@ def collate(data, name: str = "data") -> Batches:
         return data
     if _is_pair(data):
         items = [tuple(data)]
-    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(getattr(data, "y", None), torch.Tensor):
+    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(
+        getattr(data, "y", None), torch.Tensor
+    ):
         items = [(data.x, data.y)]  # lossviz.data.Dataset
     elif isinstance(data, (torch.Tensor, Mapping, str, bytes)) or not isinstance(data, Iterable):
         raise TypeError(
@@ -207,8 +204,7 @@ def collate(data, name: str = "data") -> Batches:
         for i, b in enumerate(data):
             if not _is_pair(b):
                 raise TypeError(
-                    f"`{name}` batch {i} must be a pair (inputs, targets) of tensors, got "
-                    f"{type(b).__name__}"
+                    f"`{name}` batch {i} must be a pair (inputs, targets) of tensors, got {type(b).__name__}"
                 )
             items.append(tuple(b))
     if not items:
@@ -220,9 +216,7 @@ def collate(data, name: str = "data") -> Batches:
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError(f"`{name}` batch {i}: inputs and targets need a batch dimension")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"`{name}` batch {i}: {x.shape[0]} inputs but {y.shape[0]} targets"
-            )
+            raise ValueError(f"`{name}` batch {i}: {x.shape[0]} inputs but {y.shape[0]} targets")
         sizes.append(int(x.shape[0]))
     return Batches(tuple(items), tuple(sizes))
 

@@ -73,11 +73,14 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
     if path.parent.name in TRACKS:
         nid = notebook_id(path)
         if nid is None or nid[0] != TRACKS[path.parent.name]:
-            problems.append(f"file name must be {TRACKS[path.parent.name]}NN_slug.ipynb in {path.parent.name}/")
+            problems.append(
+                f"file name must be {TRACKS[path.parent.name]}NN_slug.ipynb in {path.parent.name}/"
+            )
         elif readme_text is not None and nid not in readme_text:
             problems.append(f"{nid} is not listed in notebooks/README.md")
     heads = [
-        i for i, c in enumerate(cells)
+        i
+        for i, c in enumerate(cells)
         if c.get("cell_type") == "markdown" and re.search(r"^#+\s*claim check", _src(c), re.I | re.M)
     ]
     if not heads:
@@ -88,7 +91,10 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
         if cells[j].get("cell_type") == "code"
     ):
         problems.append("no assert after the 'Claim check' heading")
-    if not any(c.get("cell_type") == "markdown" and re.search(r"^#+\s*exercises", _src(c), re.I | re.M) for c in cells):
+    if not any(
+        c.get("cell_type") == "markdown" and re.search(r"^#+\s*exercises", _src(c), re.I | re.M)
+        for c in cells
+    ):
         problems.append("no 'Exercises' heading")
     first = _src(cells[0]) if cells[0].get("cell_type") == "markdown" else ""
     if not re.search(r"arxiv|doi", first, re.I):

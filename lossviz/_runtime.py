@@ -143,7 +143,10 @@ def _version(pkg: str) -> str | None:
 
 
 # ipywidgets kernel package -> the JupyterLab front-end package it needs (same major version).
-_WIDGET_PAIRS = [("ipywidgets", "jupyterlab_widgets", {"8": "3", "7": "1"}), ("ipywidgets", "widgetsnbextension", {"8": "4", "7": "3"})]
+_WIDGET_PAIRS = [
+    ("ipywidgets", "jupyterlab_widgets", {"8": "3", "7": "1"}),
+    ("ipywidgets", "widgetsnbextension", {"8": "4", "7": "3"}),
+]
 
 
 def widget_mismatches(versions: dict[str, str | None]) -> list[str]:
@@ -188,8 +191,17 @@ def show_versions(*, file=None) -> dict[str, str | None]:
         "device": str(device()),
     }
     for pkg in (
-        "numpy", "scipy", "matplotlib", "plotly", "ipywidgets", "jupyterlab_widgets",
-        "widgetsnbextension", "anywidget", "jupyterlab", "ipykernel", "sympy",
+        "numpy",
+        "scipy",
+        "matplotlib",
+        "plotly",
+        "ipywidgets",
+        "jupyterlab_widgets",
+        "widgetsnbextension",
+        "anywidget",
+        "jupyterlab",
+        "ipykernel",
+        "sympy",
     ):
         versions[pkg] = _version(pkg)
     width = max(len(k) for k in versions)

@@ -116,7 +116,9 @@ def check_tensor(
     return value
 
 
-def check_labels(labels: Any, name: str, n: int | None = None, num_classes: int | None = None) -> torch.Tensor:
+def check_labels(
+    labels: Any, name: str, n: int | None = None, num_classes: int | None = None
+) -> torch.Tensor:
     """Check integer class labels of shape ``(n,)`` with values in ``[0, num_classes)``."""
     labels = check_tensor(labels, name, ndim=1, floating=False)
     if n is not None and labels.shape[0] != n:
@@ -124,9 +126,7 @@ def check_labels(labels: Any, name: str, n: int | None = None, num_classes: int 
     if labels.numel() and int(labels.min()) < 0:
         raise ValueError(f"`{name}` must be non-negative class indices, found {int(labels.min())}")
     if num_classes is not None and labels.numel() and int(labels.max()) >= num_classes:
-        raise ValueError(
-            f"`{name}` must be < num_classes={num_classes}, found label {int(labels.max())}"
-        )
+        raise ValueError(f"`{name}` must be < num_classes={num_classes}, found label {int(labels.max())}")
     return labels
 
 

@@ -94,7 +94,9 @@ def _out(x: torch.Tensor, y: torch.Tensor, dtype, device, **info) -> Dataset:
     return Dataset(x.to(device=device, dtype=dtype), y, info)
 
 
-def imbalanced_counts(n_max: int, num_classes: int, ratio: float = 1.0, profile: str = "exponential") -> list[int]:
+def imbalanced_counts(
+    n_max: int, num_classes: int, ratio: float = 1.0, profile: str = "exponential"
+) -> list[int]:
     """Class sizes from ``n_max`` down to ``n_max / ratio``.
 
     ``profile="exponential"``: ``n_k = round(n_max * ratio ** (-k / (K - 1)))`` (long-tailed, as in
@@ -262,7 +264,13 @@ def circle(
 
 
 def sphere(
-    n: int = 100, dim: int = 3, *, radius: float = 1.0, seed: int = 0, dtype: torch.dtype | None = None, device=None
+    n: int = 100,
+    dim: int = 3,
+    *,
+    radius: float = 1.0,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device=None,
 ) -> Dataset:
     """Uniform points on the sphere of radius ``radius`` in ``R^dim``; ``y`` is the last coordinate."""
     gen, dtype, device = _setup(seed, dtype, device)
@@ -369,7 +377,11 @@ def teacher_student(
         with torch.no_grad():
             p = next(teacher.parameters(), None)
             tdtype = p.dtype if p is not None else dtype
-            y = teacher(x.to(dtype=tdtype, device=p.device if p is not None else None)).to(torch.float64).cpu()
+            y = (
+                teacher(x.to(dtype=tdtype, device=p.device if p is not None else None))
+                .to(torch.float64)
+                .cpu()
+            )
         if y.ndim == 1:
             y = y[:, None]
     else:

@@ -124,9 +124,11 @@ class MLP(nn.Module):
 
     @property
     def widths(self) -> tuple[int, ...]:
-        return (self.layers[0].in_features if len(self.layers) else self.head.in_features,) + tuple(
-            layer.out_features for layer in self.layers
-        ) + (self.head.out_features,)
+        return (
+            (self.layers[0].in_features if len(self.layers) else self.head.in_features,)
+            + tuple(layer.out_features for layer in self.layers)
+            + (self.head.out_features,)
+        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (the input of :attr:`head`)."""
@@ -162,7 +164,8 @@ class DeepLinear(nn.Module):
         init_scale = check_float(init_scale, "init_scale", minimum=0.0)
         gen = _gen(seed)
         self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=bias, dtype=check_dtype(dtype), device=device) for a, b in zip(dims[:-1], dims[1:])
+            nn.Linear(a, b, bias=bias, dtype=check_dtype(dtype), device=device)
+            for a, b in zip(dims[:-1], dims[1:])
         )
         for layer in self.layers:
             _init_linear(layer, gen, "normal", init_scale)
@@ -220,7 +223,9 @@ class UFM(nn.Module):
         gen = _gen(seed)
         dtype = check_dtype(dtype) or torch.get_default_dtype()
         self.H = nn.Parameter(
-            (init_scale * torch.randn(num_samples, feature_dim, generator=gen, dtype=torch.float64)).to(dtype=dtype, device=device)
+            (init_scale * torch.randn(num_samples, feature_dim, generator=gen, dtype=torch.float64)).to(
+                dtype=dtype, device=device
+            )
         )
         dims = [feature_dim] * depth + [num_classes]
         self.layers = nn.ModuleList(

@@ -36,8 +36,10 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     """A copy whose equality is bitwise (NaN == NaN, -0.0 != +0.0)."""
     t = t.detach().clone()
     if t.is_floating_point():
-        return t.view(torch.uint8) if t.element_size() == 1 else t.reshape(-1).view(
-            {2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
+        return (
+            t.view(torch.uint8)
+            if t.element_size() == 1
+            else t.reshape(-1).view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
         )
     return t
 
@@ -67,7 +69,9 @@ class ModelSnapshot:
                     diffs.append(f"{kind[:-1]} {k!r} changed value")
         for k, meta in self.param_meta.items():
             if other.param_meta.get(k) != meta:
-                diffs.append(f"parameter {k!r} changed dtype/device/shape: {meta} -> {other.param_meta.get(k)}")
+                diffs.append(
+                    f"parameter {k!r} changed dtype/device/shape: {meta} -> {other.param_meta.get(k)}"
+                )
         for k, meta in self.buffer_meta.items():
             if other.buffer_meta.get(k) != meta:
                 diffs.append(f"buffer {k!r} changed dtype/device/shape: {meta} -> {other.buffer_meta.get(k)}")
@@ -77,7 +81,9 @@ class ModelSnapshot:
         for k, g in self.grads.items():
             h = other.grads.get(k)
             if (g is None) != (h is None):
-                diffs.append(f"parameter {k!r} .grad {'None' if g is None else 'set'} -> {'None' if h is None else 'set'}")
+                diffs.append(
+                    f"parameter {k!r} .grad {'None' if g is None else 'set'} -> {'None' if h is None else 'set'}"
+                )
             elif g is not None and (g.shape != h.shape or not torch.equal(g, h)):
                 diffs.append(f"parameter {k!r} .grad changed value")
             elif g is not None and self.grad_ids[k] != other.grad_ids[k]:

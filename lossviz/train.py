@@ -225,7 +225,11 @@ def fit(
     bs = n if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
     bs = min(bs, n)
     per_epoch = math.ceil(n / bs)
-    total = check_int(steps, "steps", minimum=0) if steps is not None else check_int(epochs, "epochs", minimum=0) * per_epoch
+    total = (
+        check_int(steps, "steps", minimum=0)
+        if steps is not None
+        else check_int(epochs, "epochs", minimum=0) * per_epoch
+    )
     lr = check_float(lr, "lr", minimum=0.0)
     check_float(momentum, "momentum", minimum=0.0)
     check_float(weight_decay, "weight_decay", minimum=0.0)
@@ -255,8 +259,10 @@ def fit(
     def run_callbacks(step, loss_value, final=False):
         stop = False
         for cb in callbacks:
-            out = cb(step, model, loss_value, history, final=final) if isinstance(cb, Recorder) else cb(
-                step, model, loss_value, history
+            out = (
+                cb(step, model, loss_value, history, final=final)
+                if isinstance(cb, Recorder)
+                else cb(step, model, loss_value, history)
             )
             stop = stop or out is True
         return stop

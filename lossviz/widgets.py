@@ -170,7 +170,9 @@ class Panel:
             raise TypeError("`controls` must be a non-empty mapping name -> widget")
         for name, w in controls.items():
             if not isinstance(w, W.ValueWidget):
-                raise TypeError(f"`controls[{name!r}]` must be an ipywidgets value widget, got {type(w).__name__}")
+                raise TypeError(
+                    f"`controls[{name!r}]` must be an ipywidgets value widget, got {type(w).__name__}"
+                )
         if not callable(compute):
             raise TypeError("`compute` must be callable(**values)")
         self.controls = dict(controls)
@@ -268,7 +270,14 @@ class Sweep:
         return zip(self.values, self.results)
 
 
-def sweep(fn: Callable[[Any], Any], values: Sequence, *, log: bool = False, progress: bool = True, desc: str = "sweep") -> Sweep:
+def sweep(
+    fn: Callable[[Any], Any],
+    values: Sequence,
+    *,
+    log: bool = False,
+    progress: bool = True,
+    desc: str = "sweep",
+) -> Sweep:
     """Evaluate ``fn(v)`` for every ``v`` in ``values`` once (with a tqdm bar) into a :class:`Sweep`."""
     from tqdm.auto import tqdm
 
@@ -281,7 +290,9 @@ def sweep(fn: Callable[[Any], Any], values: Sequence, *, log: bool = False, prog
     return Sweep(values, results, log)
 
 
-def scrub_slider(sweep_or_values, description: str = "", value=None, *, fmt: str = "{:.3g}") -> W.SelectionSlider:
+def scrub_slider(
+    sweep_or_values, description: str = "", value=None, *, fmt: str = "{:.3g}"
+) -> W.SelectionSlider:
     """A ``SelectionSlider`` over the grid values of a :class:`Sweep` (or a sequence)."""
     values = sweep_or_values.values if isinstance(sweep_or_values, Sweep) else tuple(sweep_or_values)
     if not values:

@@ -73,5 +73,8 @@ def pytest_terminal_summary(terminalreporter):
     out = Path(tr.config.rootpath) / "test-artifacts"
     out.mkdir(exist_ok=True)
     (out / "notebook_times.json").write_text(
-        json.dumps({"budget_s": BUDGET, "when": time.strftime("%Y-%m-%d %H:%M"), "times_s": _collected_times}, indent=1)
+        json.dumps(
+            {"budget_s": BUDGET, "when": time.strftime("%Y-%m-%d %H:%M"), "times_s": _collected_times},
+            indent=1,
+        )
     )

@@ -40,7 +40,7 @@ def test_seed_does_not_touch_global_rng():
 
 
 def test_imbalanced_counts():
-    assert data.imbalanced_counts(200, 10, 100) [0] == 200
+    assert data.imbalanced_counts(200, 10, 100)[0] == 200
     assert data.imbalanced_counts(200, 10, 100)[-1] == 2
     c = data.imbalanced_counts(100, 4, 1.0)
     assert c == [100] * 4
@@ -50,7 +50,9 @@ def test_imbalanced_counts():
 
 
 def test_gaussian_mixture_counts_and_means():
-    ds = data.gaussian_mixture(50, 4, 6, imbalance=8, noise=0.0, orthogonal_means=True, separation=2.0, seed=0)
+    ds = data.gaussian_mixture(
+        50, 4, 6, imbalance=8, noise=0.0, orthogonal_means=True, separation=2.0, seed=0
+    )
     counts = torch.bincount(ds.y).tolist()
     assert counts == ds.info["counts"] == data.imbalanced_counts(50, 4, 8)
     means = ds.info["means"].double()
@@ -105,7 +107,11 @@ def test_train_test_split_stratified():
     [
         (lambda: data.gaussian_mixture(10, 1), ValueError, "num_classes"),
         (lambda: data.gaussian_mixture(10, 3, imbalance=0.5), ValueError, "ratio"),
-        (lambda: data.gaussian_mixture(10, 3, 2, means=torch.full((3, 2), float("nan"))), ValueError, "means"),
+        (
+            lambda: data.gaussian_mixture(10, 3, 2, means=torch.full((3, 2), float("nan"))),
+            ValueError,
+            "means",
+        ),
         (lambda: data.gaussian_mixture(10, 3, 2, means=torch.zeros(2, 2)), ValueError, "means"),
         (lambda: data.gaussian_mixture(10, 3, counts=[1, 2]), ValueError, "counts"),
         (lambda: data.gaussian_mixture(10, 5, 2, orthogonal_means=True), ValueError, "orthogonal_means"),

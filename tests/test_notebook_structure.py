@@ -43,7 +43,9 @@ def _good_notebook():
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Paper\narXiv:1234.5678\nThe claim: x."),
         p,
-        nbformat.v4.new_code_cell("import lossviz\nSEED, QUICK, DEVICE = lossviz.notebook_params(SEED, QUICK)"),
+        nbformat.v4.new_code_cell(
+            "import lossviz\nSEED, QUICK, DEVICE = lossviz.notebook_params(SEED, QUICK)"
+        ),
         nbformat.v4.new_markdown_cell("## Claim check"),
         nbformat.v4.new_code_cell("assert 1 + 1 == 2, 'claim'"),
         nbformat.v4.new_markdown_cell("## Exercises"),
@@ -63,7 +65,10 @@ def _good_notebook():
         (lambda nb: nb.cells[0].update(source="# Paper\nThe claim"), "arXiv"),
         (lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\n!pip install foo"), "installs"),
         (lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\nx = t.cuda()"), "cuda"),
-        (lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\nopen('/home/me/data.csv')"), "absolute"),
+        (
+            lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\nopen('/home/me/data.csv')"),
+            "absolute",
+        ),
         (lambda nb: nb.cells.pop(5), "Exercises"),
     ],
 )
@@ -95,8 +100,21 @@ def test_runtime_budget_fails_slow_notebook(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(0.6)"), nbformat.v4.new_code_cell("x = 1")]
     nbformat.write(nb, tmp_path / "slow.ipynb")
     (tmp_path / "conftest.py").write_text((NB_DIR / "conftest.py").read_text())
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-           "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "slow.ipynb")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(tmp_path),
+        str(tmp_path / "slow.ipynb"),
+    ]
     env = {**__import__("os").environ, "LOSSVIZ_NOTEBOOK_BUDGET": "0.3"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
     assert res.returncode != 0 and "exceeds the budget" in res.stdout, res.stdout[-2000:]

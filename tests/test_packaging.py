@@ -71,7 +71,18 @@ def test_lower_bounds_only():
     data, runtime, test = _pyproject()
     for name, bound in {**runtime, **test}.items():
         assert bound.startswith(">="), f"{name}: use lower bounds only, got {bound!r}"
-    for name in ("torch", "numpy", "scipy", "matplotlib", "plotly", "ipywidgets", "anywidget", "jupyterlab", "sympy", "tqdm"):
+    for name in (
+        "torch",
+        "numpy",
+        "scipy",
+        "matplotlib",
+        "plotly",
+        "ipywidgets",
+        "anywidget",
+        "jupyterlab",
+        "sympy",
+        "tqdm",
+    ):
         assert name in runtime
     for name in ("pytest", "nbval", "pytest-xdist", "hypothesis"):
         assert name in test

@@ -64,7 +64,9 @@ def test_notebook_params_env(monkeypatch, capsys):
     assert torch.equal(y1, torch.rand(3))
 
 
-@pytest.mark.parametrize("var,value", [("LOSSVIZ_SEED", "abc"), ("LOSSVIZ_SEED", "-2"), ("LOSSVIZ_QUICK", "maybe")])
+@pytest.mark.parametrize(
+    "var,value", [("LOSSVIZ_SEED", "abc"), ("LOSSVIZ_SEED", "-2"), ("LOSSVIZ_QUICK", "maybe")]
+)
 def test_notebook_params_bad_env(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     with pytest.raises(ValueError, match=var):
@@ -86,8 +88,13 @@ def test_show_versions(capsys):
 
 
 def test_widget_mismatch_detection():
-    ok = {"ipywidgets": "8.1.5", "jupyterlab_widgets": "3.0.13", "widgetsnbextension": "4.0.13",
-          "plotly": "6.0.0", "anywidget": "0.9.0"}
+    ok = {
+        "ipywidgets": "8.1.5",
+        "jupyterlab_widgets": "3.0.13",
+        "widgetsnbextension": "4.0.13",
+        "plotly": "6.0.0",
+        "anywidget": "0.9.0",
+    }
     assert widget_mismatches(ok) == []
     assert any("jupyterlab_widgets" in p for p in widget_mismatches(dict(ok, jupyterlab_widgets="1.1.0")))
     assert any("anywidget" in p for p in widget_mismatches(dict(ok, anywidget=None)))

@@ -15,9 +15,16 @@ def _problem(seed=0):
 
 def test_fit_learns_and_records():
     x, y, net = _problem()
-    rec = train.Recorder(every=25, at=[1, 3], metrics={"acc": train.accuracy(x, y)}, parameters=True,
-                         features=lambda m: m.features(x))
-    hist = train.fit(net, F.cross_entropy, (x, y), steps=100, optimizer="adam", lr=0.02, callbacks=[rec], progress=False)
+    rec = train.Recorder(
+        every=25,
+        at=[1, 3],
+        metrics={"acc": train.accuracy(x, y)},
+        parameters=True,
+        features=lambda m: m.features(x),
+    )
+    hist = train.fit(
+        net, F.cross_entropy, (x, y), steps=100, optimizer="adam", lr=0.02, callbacks=[rec], progress=False
+    )
     assert len(hist.loss) == 101 and hist.num_steps == 100
     assert hist.loss[-1] < 0.5 * hist.loss[0]
     assert hist.steps("acc") == [0, 1, 3, 25, 50, 75, 100]
@@ -36,7 +43,11 @@ def test_fit_is_seeded_minibatch():
     runs = []
     for _ in range(2):
         x, y, net = _problem()
-        runs.append(train.fit(net, F.cross_entropy, (x, y), epochs=3, batch_size=32, lr=0.1, seed=4, progress=False).loss)
+        runs.append(
+            train.fit(
+                net, F.cross_entropy, (x, y), epochs=3, batch_size=32, lr=0.1, seed=4, progress=False
+            ).loss
+        )
     assert runs[0] == runs[1] and len(runs[0]) == 3 * 4 + 1
 
 
@@ -52,12 +63,27 @@ def test_fit_restores_mode_and_grads():
 
 def test_fit_divergence_and_early_stop():
     x, y, net = _problem()
-    hist = train.fit(net, F.cross_entropy, (x, y), steps=200, lr=1e6, momentum=0.9, progress=False,
-                     divergence_threshold=1e3)
+    hist = train.fit(
+        net,
+        F.cross_entropy,
+        (x, y),
+        steps=200,
+        lr=1e6,
+        momentum=0.9,
+        progress=False,
+        divergence_threshold=1e3,
+    )
     assert hist.diverged and len(hist.loss) < 201
     x, y, net = _problem()
-    hist = train.fit(net, F.cross_entropy, (x, y), steps=50, lr=0.1, progress=False,
-                     callbacks=[lambda step, m, loss, h: step >= 5])
+    hist = train.fit(
+        net,
+        F.cross_entropy,
+        (x, y),
+        steps=50,
+        lr=0.1,
+        progress=False,
+        callbacks=[lambda step, m, loss, h: step >= 5],
+    )
     assert hist.stopped_early and len(hist.loss) == 6
 
 

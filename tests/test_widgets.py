@@ -18,8 +18,12 @@ def test_log_slider_range():
 
 @pytest.mark.parametrize(
     "args,kw,match",
-    [((1e-3, 1e-4), {}, "max"), ((0.0, 1.0), {}, "min"), ((1e-3, 1.0), {"value": 5.0}, "value"),
-     ((1e-3, 1.0), {"steps_per_decade": 0}, "steps_per_decade")],
+    [
+        ((1e-3, 1e-4), {}, "max"),
+        ((0.0, 1.0), {}, "min"),
+        ((1e-3, 1.0), {"value": 5.0}, "value"),
+        ((1e-3, 1.0), {"steps_per_decade": 0}, "steps_per_decade"),
+    ],
 )
 def test_log_slider_bad_input(args, kw, match):
     with pytest.raises(ValueError, match=match):
@@ -30,7 +34,12 @@ def _panel(**kw):
     x = np.linspace(-2, 2, 30)
     fig = go.FigureWidget([go.Scatter(x=x, y=x, name="curve"), go.Scatter(x=x, y=x, name="other")])
     slider = widgets.log_slider("tau", 0.1, 10, 1.0)
-    panel = widgets.Panel({"tau": slider}, lambda tau: {"curve": {"y": np.tanh(x / tau)}, "layout": {"title": f"{tau:.2f}"}}, fig, **kw)
+    panel = widgets.Panel(
+        {"tau": slider},
+        lambda tau: {"curve": {"y": np.tanh(x / tau)}, "layout": {"title": f"{tau:.2f}"}},
+        fig,
+        **kw,
+    )
     return x, fig, slider, panel
 
 
@@ -98,7 +107,9 @@ def test_debounce_immediate_without_loop_and_delayed_with_loop():
 
 def test_sweep_and_scrub_slider():
     sw = widgets.sweep(lambda v: v**2, [0.1, 1.0, 10.0], log=True, progress=False)
-    assert sw[0.12] == pytest.approx(0.01) and sw[2.5] == pytest.approx(1.0) and sw[4.0] == pytest.approx(100.0)
+    assert (
+        sw[0.12] == pytest.approx(0.01) and sw[2.5] == pytest.approx(1.0) and sw[4.0] == pytest.approx(100.0)
+    )
     s = widgets.scrub_slider(sw, "v", 1.0)
     assert s.value == 1.0 and len(s.options) == 3
     with pytest.raises(ValueError, match="value"):
