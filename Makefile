@@ -12,6 +12,8 @@ TORCH_SPEC ?=
 WORKERS ?= 2
 CELL_TIMEOUT ?= 300
 PORT ?= 8888
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines)
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 STAMP  := $(VENV)/.lossviz-installed
 
 .PHONY: lab test test-unit test-notebooks lint format install venv clean figure bench site test-browser
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lab: install
-	$(BIN)/jupyter lab --port=$(PORT) notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --port=$(PORT) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 # Unit tests and notebooks run together so pytest-xdist can balance them; --dist loadscope keeps
 # all cells of one notebook on the same worker (they share one kernel).
