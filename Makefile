@@ -15,6 +15,7 @@ PORT ?= 8888
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines)
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 STAMP  := $(VENV)/.lossviz-installed
+PYDIRS := $(wildcard $(PYDIRS))
 
 .PHONY: lab test test-unit test-notebooks lint format install venv clean figure bench site test-browser
 
@@ -50,13 +51,13 @@ test-notebooks: install
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks
 
 lint: install
-	$(BIN)/ruff check lossviz tests benchmarks scripts
-	$(BIN)/ruff format --check lossviz tests benchmarks scripts
+	$(BIN)/ruff check $(PYDIRS)
+	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/python -m lossviz._nblint notebooks
 
 format: install
-	$(BIN)/ruff check --fix lossviz tests benchmarks scripts
-	$(BIN)/ruff format lossviz tests benchmarks scripts
+	$(BIN)/ruff check --fix $(PYDIRS)
+	$(BIN)/ruff format $(PYDIRS)
 	$(BIN)/nbstripout notebooks/*.ipynb notebooks/*/*.ipynb
 
 figure: install
