@@ -15,7 +15,7 @@ PORT ?= 8888
 # JupyterLab refuses to run as root without --allow-root (containers, CI machines)
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 STAMP  := $(VENV)/.lossviz-installed
-PYDIRS := $(wildcard $(PYDIRS))
+PYDIRS := $(wildcard lossviz tests benchmarks scripts)
 
 .PHONY: lab test test-unit test-notebooks lint format install venv clean figure bench site test-browser
 
