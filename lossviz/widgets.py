@@ -37,7 +37,17 @@ import ipywidgets as W
 
 from ._validate import check_float, check_int
 
-__all__ = ["log_slider", "error_output", "debounce", "Panel", "Sweep", "sweep", "scrub_slider", "static_copy"]
+__all__ = [
+    "log_slider",
+    "error_output",
+    "debounce",
+    "Panel",
+    "Sweep",
+    "sweep",
+    "scrub_slider",
+    "static_copy",
+    "frames_figure",
+]
 
 
 def log_slider(
@@ -303,3 +313,61 @@ def scrub_slider(
     if value not in values:
         raise ValueError(f"`value`={value!r} is not one of the sweep values")
     return W.SelectionSlider(options=options, value=value, description=description, continuous_update=True)
+
+
+def frames_figure(
+    sweep: Sweep,
+    make_traces: Callable[[Any, Any], Sequence],
+    *,
+    label: str = "value",
+    fmt: str = "{:.3g}",
+    layout: Mapping | None = None,
+    active: int = 0,
+):
+    """A plotly figure with one frame per sweep value and a built-in slider.
+
+    The kernel-free twin of a slider that scrubs a :class:`Sweep`: rendered pages (``make site``)
+    keep the interaction without Python. ``make_traces(value, result)`` returns the list of plotly
+    traces for one value; every value must return the same number of traces.
+    """
+    import plotly.graph_objects as go
+
+    if not isinstance(sweep, Sweep) or len(sweep) == 0:
+        raise TypeError("`sweep` must be a non-empty lossviz.widgets.Sweep")
+    if not callable(make_traces):
+        raise TypeError("`make_traces` must be callable(value, result) -> list of traces")
+    active = check_int(active, "active", minimum=0, maximum=len(sweep) - 1)
+    names, frames = [], []
+    count = None
+    for v, r in sweep.items():
+        traces = list(make_traces(v, r))
+        if count is None:
+            count = len(traces)
+        elif len(traces) != count:
+            raise ValueError(f"`make_traces` returned {len(traces)} traces for {v!r}, expected {count}")
+        name = fmt.format(v) if isinstance(v, (int, float)) else str(v)
+        names.append(name)
+        frames.append(go.Frame(data=traces, name=name))
+    fig = go.Figure(data=frames[active].data, frames=frames)
+    steps = [
+        {
+            "method": "animate",
+            "label": n,
+            "args": [
+                [n],
+                {
+                    "mode": "immediate",
+                    "frame": {"duration": 0, "redraw": True},
+                    "transition": {"duration": 0},
+                },
+            ],
+        }
+        for n in names
+    ]
+    fig.update_layout(
+        sliders=[
+            {"active": active, "currentvalue": {"prefix": f"{label} = "}, "steps": steps, "pad": {"t": 30}}
+        ],
+        **(layout or {}),
+    )
+    return fig

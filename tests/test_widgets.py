@@ -123,3 +123,16 @@ def test_static_copy():
     static = widgets.static_copy(fig)
     assert isinstance(static, go.Figure) and not isinstance(static, go.FigureWidget)
     assert list(static.data[0].y) == [1, 2, 3]
+
+
+def test_frames_figure_has_one_frame_per_value():
+    sw = widgets.sweep(lambda v: np.arange(5) * v, [1.0, 2.0, 4.0], progress=False)
+    fig = widgets.frames_figure(sw, lambda v, r: [go.Scatter(y=r, name="line")], label="lr", active=1)
+    assert len(fig.frames) == 3
+    assert [s.label for s in fig.layout.sliders[0].steps] == ["1", "2", "4"]
+    assert list(fig.data[0].y) == [0, 2, 4, 6, 8]  # the active value is drawn initially
+    assert list(fig.frames[2].data[0].y) == [0, 4, 8, 12, 16]
+    with pytest.raises(ValueError, match="traces"):
+        widgets.frames_figure(sw, lambda v, r: [go.Scatter(y=r)] * int(v))
+    with pytest.raises(TypeError, match="sweep"):
+        widgets.frames_figure([1, 2], lambda v, r: [])
