@@ -313,7 +313,8 @@ def parametrize(
         trainable biases; NTK/muP: bias multiplier 0, i.e. the bias has no effect).
     bias : bool, default: the model's, or True for widths.
     seed : int
-        Initialisation comes from ``torch.Generator().manual_seed(seed)`` only.
+        Initialisation comes from ``torch.Generator().manual_seed(seed)`` only (drawn in ``dtype``, so
+        the same seed gives different draws in float32 and float64).
 
     Returns
     -------
@@ -342,7 +343,8 @@ def parametrize(
     w_std = check_float(w_std, "w_std", positive=True)
     b_std = check_float(b_std, "b_std", minimum=0.0)
     dtype = check_dtype(dtype)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    gen.manual_seed(check_int(seed, "seed", minimum=0))
     layers, lrm = [], {}
     nl = len(widths) - 1
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
@@ -364,10 +366,10 @@ def parametrize(
         layer = ScaledLinear(
             fan_in, fan_out, bias=bias, weight_multiplier=wm, bias_multiplier=bm, dtype=dtype, device=device
         )
-        with torch.no_grad():
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64) * w_init)
+        with torch.no_grad():  # drawn in the layer's dtype (fast for wide float32 nets)
+            layer.weight.normal_(0.0, w_init, generator=gen)
             if layer.bias is not None:
-                layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen, dtype=torch.float64) * b_init)
+                layer.bias.normal_(0.0, b_init, generator=gen) if b_init > 0 else layer.bias.zero_()
         layers.append(layer)
         lrm[f"layers.{i}.weight"] = lw
         if bias:
