@@ -1,0 +1,35 @@
+"""Symbolic == numeric for lossviz.derivations.landscape (L01)."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+import torch
+
+from lossviz import landscape
+from lossviz.derivations import landscape as dl
+
+
+def test_logistic_gradient_symbolic_equals_autograd():
+    d = dl.logistic_gradient(dim=3)
+    for a, b in zip(d["grad"], d["closed"]):
+        assert sp.simplify(a - b) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x, w, y = rng.normal(size=3), rng.normal(size=3) * 3, float(rng.choice([-1.0, 1.0]))
+        sym = np.asarray(d["numeric"](x, w, y), dtype=float)
+        wt = torch.tensor(w, requires_grad=True)
+        loss = landscape.logistic_loss(torch.tensor(x)[None], torch.tensor([y]), wt)
+        (g,) = torch.autograd.grad(loss, wt)
+        np.testing.assert_allclose(sym, g.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_limit_is_heaviside_with_half_at_zero_as_used_by_batch_perceptron():
+    lim = dl.sigmoid_limit()
+    assert lim == {"positive margin": 0, "zero margin": sp.Rational(1, 2), "negative margin": 1}
+    # lossviz's batch perceptron uses the same weights
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    v1 = landscape.batch_perceptron(X, y, steps=1).w[0, 1]
+    expected = sum(float(lim["zero margin"]) * y[i] * X[i] for i in range(3)) / 3
+    assert torch.allclose(v1, expected)
