@@ -50,6 +50,15 @@ test-notebooks: install
 	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks
 
+# Widgets in a real browser (JupyterLab + headless Chromium via Playwright). Needs Debian's
+# chromium (apt-get install chromium); `make test` runs it too when both are present.
+test-browser: install
+	$(BIN)/python -m pip install -e ".[browser]"
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -v -s -rs tests/test_browser.py
+
+site: install
+	$(BIN)/python scripts/build_site.py --out site
+
 lint: install
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)

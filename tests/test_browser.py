@@ -1,0 +1,252 @@
+"""Widgets proven in a real browser: JupyterLab + headless Chromium driven by Playwright.
+
+For each notebook: start JupyterLab on a free local port with a token, open the notebook, run all
+cells, move the first slider with the keyboard (mouse drag as a fallback), and check that the
+figure next to it changed, that no "Error displaying widget" / "model not found" text appears and
+that no traceback was printed. Screenshots of every step go to ``test-artifacts/browser/``.
+
+Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``
+(the Playwright browser download is not needed: we pass Chromium's executable path). Without
+them the test is skipped with that hint, never passed. Run alone with ``make test-browser``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("LOSSVIZ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+HINT = "install with `apt-get install chromium` and `pip install playwright` (or `make test-browser`)"
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sync_playwright is None, reason=f"Playwright is not installed: {HINT}"),
+    pytest.mark.skipif(CHROMIUM is None, reason=f"Chromium is not installed: {HINT}"),
+]
+
+# (notebook, what the slider is) -- the start tour plus one slider notebook per track that has one
+NOTEBOOKS = ["00_start_here.ipynb"]
+NOTEBOOKS += [
+    str(p.relative_to(ROOT / "notebooks"))
+    for pattern in ("landscape/L01_*.ipynb", "temperature/T01_*.ipynb")
+    for p in sorted((ROOT / "notebooks").glob(pattern))[:1]
+]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BAD_TEXT = ("Error displaying widget", "model not found")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a free port with a token, serving the repository."""
+    tmp = tmp_path_factory.mktemp("lab")
+    port, token = _free_port(), "lossviz-browser-test"
+    log = open(tmp / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--port={port}",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={ROOT}",
+    ]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    env = {
+        **os.environ,
+        "LOSSVIZ_QUICK": "1",
+        "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
+        "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    log.seek(0)
+                    pytest.fail("JupyterLab did not start:\n" + log.read()[-3000:])
+                time.sleep(0.5)
+        yield {"base": base, "token": token, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _shot(page, name: str, step: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name.replace('/', '_').removesuffix('.ipynb')}-{step}.png"
+    page.screenshot(path=str(path), full_page=False)
+    print(f"screenshot: {path.relative_to(ROOT)}")
+    return path
+
+
+def _kernel_status(page) -> str:
+    return page.evaluate(
+        """() => { const e = [...document.querySelectorAll('.jp-StatusBar-TextItem')]
+                      .map(x => x.textContent).find(t => t.includes('|'));
+                   return e || ''; }"""
+    )
+
+
+def _wait_kernel_idle(page, timeout_s: float) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if _kernel_status(page).strip().endswith("Idle"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"kernel not idle after {timeout_s:.0f} s: status bar says {_kernel_status(page)!r}")
+
+
+def _wait_idle(page, timeout_s: float) -> None:
+    """Wait until no cell shows the busy prompt [*] and the kernel is idle."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        busy = page.evaluate(
+            """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+                    .some(e => e.textContent.includes('*'))"""
+        )
+        if not busy and _kernel_status(page).strip().endswith("Idle"):
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"notebook still running after {timeout_s:.0f} s")
+
+
+_STATE_JS = """(slider) => {
+  // the output area that holds the slider, and the figure(s) inside it
+  const area = slider.closest('.jp-OutputArea') || document.body;
+  const plots = [...area.querySelectorAll('.js-plotly-plot')];
+  const data = plots.map(p => JSON.stringify((p.data || []).map(t => [t.x, t.y, t.z])));
+  const imgs = [...area.querySelectorAll('img')].map(i => i.src.slice(-200));
+  const readout = (slider.closest('.widget-slider') || slider).textContent;
+  return {plots: data, imgs: imgs, readout: readout, nplots: plots.length};
+}"""
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_widgets_work_in_jupyterlab(lab, browser, notebook):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    name = Path(notebook).name
+    page.goto(f"{lab['base']}/lab/tree/notebooks/{notebook}?token={lab['token']}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible", timeout=120_000)
+    _wait_kernel_idle(page, timeout_s=120)
+    no_news = page.locator(".jp-Notification-Toast button", has_text="No")
+    if no_news.count():
+        no_news.first.click()
+    _shot(page, notebook, "1-opened")
+
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.wait_for_selector("li.lm-Menu-item[data-command='runmenu:run-all']", state="visible", timeout=30_000)
+    page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    time.sleep(3.0)
+    _wait_idle(page, timeout_s=240)
+    page.wait_for_selector(".widget-slider", timeout=60_000)
+    _shot(page, notebook, "2-ran-all")
+
+    prompts = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"
+    )
+    assert prompts and all(p not in ("[ ]:", "[*]:", "") for p in prompts), f"not every cell ran: {prompts}"
+
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    slider_el = handle.element_handle()
+    before = page.evaluate(_STATE_JS, slider_el)
+    handle.focus()
+    for _ in range(8):
+        page.keyboard.press("ArrowRight")
+        time.sleep(0.15)
+    time.sleep(2.0)
+    after = page.evaluate(_STATE_JS, slider_el)
+    moved = after["readout"] != before["readout"]
+    if not moved:  # keyboard did not move it: drag with the mouse
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 80, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        time.sleep(2.0)
+        after = page.evaluate(_STATE_JS, slider_el)
+        moved = after["readout"] != before["readout"]
+    plot = page.locator(".jp-OutputArea .js-plotly-plot").first
+    if plot.count():
+        plot.scroll_into_view_if_needed()
+    _shot(page, notebook, "3-slider-moved")
+    assert moved, f"the slider did not move (readout {before['readout']!r})"
+    assert (before["plots"], before["imgs"]) != (after["plots"], after["imgs"]), (
+        f"moving the slider did not change the figure next to it ({before['nplots']} plotly figures found)"
+    )
+
+    text = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea')].map(e => e.innerText).join('\\n')"
+    )
+    for bad in BAD_TEXT:
+        assert bad not in text, f"{name}: the page shows {bad!r}"
+    tracebacks = page.evaluate(
+        """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+                .map(e => e.innerText).filter(t => t.includes('Traceback'))"""
+    )
+    assert not tracebacks, f"{name}: a cell printed a traceback:\n" + tracebacks[0][:2000]
+    lab["log"].flush()
+    lab["log"].seek(0)
+    server_log = lab["log"].read()
+    assert "Traceback" not in server_log, (
+        "the Jupyter server/kernel logged a traceback:\n" + server_log[-3000:]
+    )
+    assert not errors, f"JavaScript errors on the page: {errors[:3]}"
+    digest = hashlib.sha1(str(after).encode()).hexdigest()[:8]
+    print(f"{notebook}: slider {before['readout']!r} -> {after['readout']!r}, figure state {digest}")
+    page.close()
