@@ -27,6 +27,13 @@ class NotebookFailed(RuntimeError):
     pass
 
 
+def _rel(path: Path, base: Path) -> Path:
+    try:
+        return path.resolve().relative_to(base)
+    except ValueError:
+        return Path(path.name)
+
+
 def execute_and_render(path: str, out_dir: str, timeout: int) -> str:
     """Execute one notebook and write its HTML; return the output path."""
     import nbformat
@@ -58,14 +65,14 @@ def execute_and_render(path: str, out_dir: str, timeout: int) -> str:
             )
             first = str(exc).strip().splitlines()
             raise NotebookFailed(
-                f"{src.relative_to(ROOT)}: cell {index} failed during `make site`:\n" + "\n".join(first[-15:])
+                f"{_rel(src, ROOT)}: cell {index} failed during `make site`:\n" + "\n".join(first[-15:])
             ) from None
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": src.stem}})
-    rel = src.relative_to(NB_DIR).with_suffix(".html")
+    rel = _rel(src, NB_DIR).with_suffix(".html")
     target = Path(out_dir) / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(body)
@@ -104,14 +111,21 @@ def main(argv=None) -> int:
     if not paths:
         print("no notebooks to build", file=sys.stderr)
         return 1
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(execute_and_render, str(p), str(out), args.timeout): p for p in paths}
-        failed = []
-        for fut in futures:
-            try:
-                print(f"built {Path(fut.result()).relative_to(out)}")
-            except NotebookFailed as exc:
-                failed.append(str(exc))
+    failed = []
+
+    def report(result_fn):
+        try:
+            print(f"built {Path(result_fn()).relative_to(out)}")
+        except NotebookFailed as exc:
+            failed.append(str(exc))
+
+    if args.jobs <= 1:
+        for p in paths:
+            report(lambda p=p: execute_and_render(str(p), str(out), args.timeout))
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for fut in [pool.submit(execute_and_render, str(p), str(out), args.timeout) for p in paths]:
+                report(fut.result)
     if failed:
         print("\n\n".join(failed), file=sys.stderr)
         print(f"make site: {len(failed)} notebook(s) failed", file=sys.stderr)
