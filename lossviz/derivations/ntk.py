@@ -20,11 +20,14 @@ Example
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 __all__ = ["arccos_kernels", "circle_kernels"]
 
 
+@functools.lru_cache(maxsize=1)
 def arccos_kernels() -> tuple[sp.Expr, sp.Expr, sp.Symbol]:
     """Derive ``(E[relu relu], E[relu' relu'], theta)`` for unit-variance Gaussians with correlation cos(theta).
 
