@@ -1173,7 +1173,8 @@ class OptimizationPath(Result):
         The accepted step length multiplier per step (1 without line search).
     method, settings : what was run.
     stopped : str
-        ``"max_steps"``, ``"gradient"`` (``|g| <= grad_tol``), ``"diverged"`` or ``"stalled"``.
+        ``"max_steps"``, ``"gradient"`` (``|g| <= grad_tol``), ``"target"`` (``f <= target``),
+        ``"diverged"`` or ``"stalled"`` (line search failed).
     """
 
     points: np.ndarray
@@ -1204,11 +1205,13 @@ def second_order_path(
     pinv_rtol: float = 1e-12,
     grad_tol: float = 0.0,
     divergence: float = 1e12,
+    target: float | None = None,
+    track_hessian: bool | None = None,
 ) -> OptimizationPath:
     r"""Run gradient descent, Newton or saddle-free Newton on ``f`` with its exact Hessian.
 
-    ``f`` maps a float64 vector to a scalar tensor (it is differentiated with
-    :func:`torch.func.grad` and :func:`torch.func.hessian`, so keep ``n`` small). With
+    ``f`` maps a float64 vector to a scalar tensor (it is differentiated with autograd; the
+    Hessian costs ``n`` backward passes, so keep ``n`` small). With
     ``H = U diag(lambda) U^T`` and ``g`` the gradient:
 
     * ``"gd"``: ``x <- x - lr g``.
@@ -1220,6 +1223,11 @@ def second_order_path(
       negative curvature at the Newton speed (Dauphin et al. 2014, arXiv:1406.2572).
       ``t`` from Armijo backtracking (``f(x + t d) <= f(x) + armijo t g.d``, halving from ``lr``)
       when ``line_search`` (default: on for ``"sfn"``, off otherwise).
+
+    Stops early when ``|g| <= grad_tol`` or, if ``target`` is given, once ``f <= target``.
+    ``track_hessian`` (default: on for Newton and SFN, off for GD) computes the smallest Hessian
+    eigenvalue at every iterate; when off it is computed at the last iterate only (NaN elsewhere),
+    which makes long GD runs cheap.
 
     Example
     -------
@@ -1241,8 +1249,21 @@ def second_order_path(
     x = check_tensor(x.to(torch.float64).reshape(-1).clone(), "x0", ndim=1, floating=True)
     if line_search is None:
         line_search = method == "sfn"
-    gradf = torch.func.grad(f)
-    hessf = torch.func.hessian(f)
+    if track_hessian is None:
+        track_hessian = method != "gd"
+
+    def hessf(z):
+        return torch.autograd.functional.hessian(f, z)
+
+    def gvf(z):
+        z = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            v = f(z)
+            if not isinstance(v, torch.Tensor) or v.numel() != 1:
+                raise ValueError("`f` must return a scalar tensor")
+            (g,) = torch.autograd.grad(v.reshape(()), z, allow_unused=True)
+        g = torch.zeros_like(z) if g is None else g
+        return g.detach(), v.detach()
 
     def fval(z):
         v = f(z)
@@ -1250,19 +1271,32 @@ def second_order_path(
             raise ValueError("`f` must return a scalar tensor")
         return float(v)
 
-    pts, vals, gns, mins, ts = [x.clone()], [fval(x)], [], [], []
+    def min_eig(z):
+        H = hessf(z).reshape(z.numel(), z.numel())
+        return torch.linalg.eigh((H + H.T) / 2)
+
+    pts, vals, gns, mins, ts = [], [], [], [], []
     stopped = "max_steps"
-    for _ in range(steps + 1):
-        g = gradf(x)
-        H = hessf(x).reshape(x.numel(), x.numel())
-        H = (H + H.T) / 2
-        lam, U = torch.linalg.eigh(H)
+    while True:
+        g, v = gvf(x)
+        pts.append(x.clone())
+        vals.append(float(v))
         gns.append(float(g.norm()))
-        mins.append(float(lam[0]))
+        if not math.isfinite(vals[-1]) or abs(vals[-1]) > divergence:
+            stopped = "diverged"
+            mins.append(math.nan)
+            break
+        need_h = method != "gd" or track_hessian
+        if need_h:
+            lam, U = min_eig(x)
+        mins.append(float(lam[0]) if need_h else math.nan)
         if len(ts) == steps:
             break
         if gns[-1] <= grad_tol:
             stopped = "gradient"
+            break
+        if target is not None and vals[-1] <= target:
+            stopped = "target"
             break
         if method == "gd":
             d = -g
@@ -1282,13 +1316,8 @@ def second_order_path(
                 break
         x = x + t * d
         ts.append(t)
-        pts.append(x.clone())
-        vals.append(fval(x))
-        if not math.isfinite(vals[-1]) or abs(vals[-1]) > divergence:
-            stopped = "diverged"
-            gns.append(math.nan)
-            mins.append(math.nan)
-            break
+    if not track_hessian and stopped != "diverged":
+        mins[-1] = float(min_eig(x)[0][0])
     return OptimizationPath(
         torch.stack(pts).numpy(),
         np.array(vals),
@@ -1297,7 +1326,14 @@ def second_order_path(
         np.array(ts),
         method,
         stopped,
-        {"lr": lr, "damping": damping, "line_search": line_search, "armijo": armijo, "steps": steps},
+        {
+            "lr": lr,
+            "damping": damping,
+            "line_search": line_search,
+            "armijo": armijo,
+            "steps": steps,
+            "target": target,
+        },
     )
 
 
