@@ -297,6 +297,9 @@ def test_weight_matching_same_function_and_singular_values():
         sb = torch.linalg.svdvals(lb.weight.detach())
         assert torch.allclose(sa, sb, atol=1e-10)
     assert res.converged and res.objective[-1] >= res.objective[0]
+    assert landscape.parameter_distance(a, res.model) <= landscape.parameter_distance(a, b)
+    assert landscape.subspace_overlap(b, res.model, layer=0, k=3) < 1.0 + 1e-12
+    assert landscape.subspace_overlap(a, a, layer=1, k=3) == pytest.approx(1.0)
     assert all(sorted(p.tolist()) == list(range(len(p))) for p in res.permutations)
     assert all(p.grad is None for p in res.model.parameters())
 

@@ -32,7 +32,7 @@ from ._grid import (
     trajectory,
 )
 from .large_steps import GDRun, batch_perceptron, logistic_gd, logistic_loss, separable_cloud
-from .matching import WeightMatching, permute_mlp, weight_matching
+from .matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
 from .plotting import plot_interpolation, plot_line, plot_plane, plot_trainability
 from .trainability import BoxCounting, Trainability, boundary_mask, box_counting_dimension, trainability
 
@@ -53,6 +53,8 @@ __all__ = [
     "WeightMatching",
     "weight_matching",
     "permute_mlp",
+    "parameter_distance",
+    "subspace_overlap",
     "plot_plane",
     "plot_line",
     "plot_interpolation",

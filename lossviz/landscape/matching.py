@@ -20,7 +20,14 @@ from .._model import eval_mode
 from .._result import Result
 from .._validate import check_int, check_module
 
-__all__ = ["WeightMatching", "weight_matching", "permute_mlp", "mlp_linears"]
+__all__ = [
+    "WeightMatching",
+    "weight_matching",
+    "permute_mlp",
+    "mlp_linears",
+    "parameter_distance",
+    "subspace_overlap",
+]
 
 _ALLOWED_PARAMLESS = (
     nn.Sequential,
@@ -231,3 +238,34 @@ def weight_matching(
                 "does not support it"
             )
     return WeightMatching(out, perms, objective, sweeps, converged)
+
+
+def parameter_distance(model_a: nn.Module, model_b: nn.Module) -> float:
+    """Euclidean distance between the parameter vectors of two models of the same architecture."""
+    check_module(model_a, "model_a")
+    check_module(model_b, "model_b")
+    pa, pb = list(model_a.parameters()), list(model_b.parameters())
+    if len(pa) != len(pb) or any(p.shape != q.shape for p, q in zip(pa, pb)):
+        raise ValueError("`model_b` does not have the same parameter shapes as `model_a`")
+    with torch.no_grad():
+        return float(sum(((p.double() - q.double()) ** 2).sum() for p, q in zip(pa, pb)) ** 0.5)
+
+
+def subspace_overlap(model_a: nn.Module, model_b: nn.Module, layer: int = 0, k: int = 5) -> float:
+    r"""Overlap :math:`\|U_A^\top U_B\|_F^2 / k` of the top-``k`` left singular subspaces of a layer.
+
+    ``U`` holds the top-``k`` left singular vectors (hidden-unit space) of the ``layer``-th
+    ``nn.Linear`` weight of each MLP; 1 = same subspace, about ``k / width`` for random ones.
+    Permuting hidden units rotates this subspace, so matching should raise the overlap (Ito et al.
+    2025, arXiv:2402.04051: weight matching aligns the dominant singular directions).
+    """
+    la, lb = mlp_linears(model_a, "model_a"), mlp_linears(model_b, "model_b")
+    layer = check_int(layer, "layer", minimum=0, maximum=len(la) - 1)
+    Wa = la[layer].weight.detach().to(torch.float64)
+    Wb = lb[layer].weight.detach().to(torch.float64)
+    if Wa.shape != Wb.shape:
+        raise ValueError(f"`model_b` layer {layer} has shape {tuple(Wb.shape)}, `model_a` {tuple(Wa.shape)}")
+    k = check_int(k, "k", minimum=1, maximum=min(Wa.shape))
+    Ua = torch.linalg.svd(Wa, full_matrices=False)[0][:, :k]
+    Ub = torch.linalg.svd(Wb, full_matrices=False)[0][:, :k]
+    return float((Ua.T @ Ub).norm() ** 2 / k)
