@@ -1,0 +1,55 @@
+"""Tests for the small training experiments of lossviz.losses.experiments (tiny sizes)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lossviz.losses import experiments as X
+
+
+def test_latent_classes_and_contrastive_runs():
+    x, y = X.latent_classes([20, 20, 10], 8, within=0.3, seed=1)
+    assert x.shape == (50, 8) and y.tolist().count(2) == 10
+    x2, _ = X.latent_classes([20, 20, 10], 8, within=0.3, seed=1)
+    assert torch.equal(x, x2)
+    r = X.train_contrastive(x, y, tau=0.2, steps=5, batch_size=16, hidden=(16,), out_features=4, seed=0)
+    assert r.embeddings.shape == (50, 4) and torch.allclose(r.embeddings.norm(dim=1), torch.ones(50))
+    assert r.losses.shape == (5,) and r.temperatures is None
+    r2 = X.train_contrastive(x, y, tau=0.2, steps=5, batch_size=16, hidden=(16,), out_features=4, seed=0)
+    assert torch.equal(r.embeddings, r2.embeddings)  # same seed, same result
+    rr = X.train_contrastive(
+        x,
+        y,
+        tau=0.1,
+        loss="robust",
+        steps=5,
+        batch_size=16,
+        hidden=(16,),
+        out_features=4,
+        rho=0.1,
+        tau_range=(0.05, 5.0),
+        seed=0,
+    )
+    assert rr.temperatures.shape == (50,)
+    assert float(rr.temperatures.min()) >= 0.05 and float(rr.temperatures.max()) <= 5.0
+    assert not torch.all(rr.temperatures == 0.1)  # sampled anchors moved
+    with pytest.raises(ValueError, match="loss"):
+        X.train_contrastive(x, y, loss="triplet")
+
+
+def test_noisy_digits_and_classifier():
+    d = X.noisy_digits(0.4, seed=0)
+    assert len(d.y_train) + len(d.y_test) == 1797
+    wrong = d.y_train != d.y_train_clean
+    assert torch.equal(wrong, d.flipped)  # symmetric noise never flips to the same class
+    assert 0.35 < float(wrong.float().mean()) < 0.45
+    run = X.train_classifier(
+        d, torch.nn.functional.cross_entropy, hidden=(16,), epochs=2, record_every=1, seed=0
+    )
+    assert run.epochs.tolist() == [0, 1, 2] and run.test_accuracy.shape == (3,)
+    assert run.test_accuracy[-1] > run.test_accuracy[0]
+    with pytest.raises(ValueError, match="noise"):
+        X.noisy_digits(1.5)
+    with pytest.raises(TypeError, match="data"):
+        X.train_classifier((d.x_train, d.y_train), torch.nn.functional.cross_entropy)
