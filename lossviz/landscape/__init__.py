@@ -34,7 +34,15 @@ from ._grid import (
 from .large_steps import GDRun, batch_perceptron, logistic_gd, logistic_loss, separable_cloud
 from .matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
 from .plotting import plot_interpolation, plot_line, plot_plane, plot_trainability
-from .trainability import BoxCounting, Trainability, boundary_mask, box_counting_dimension, trainability
+from .trainability import (
+    BoxCounting,
+    Trainability,
+    boundary_mask,
+    box_counting_dimension,
+    mean_field_loss,
+    mean_field_problem,
+    trainability,
+)
 
 __all__ = [
     "Directions",
@@ -64,6 +72,8 @@ __all__ = [
     "BoxCounting",
     "boundary_mask",
     "box_counting_dimension",
+    "mean_field_problem",
+    "mean_field_loss",
     "GDRun",
     "separable_cloud",
     "logistic_loss",

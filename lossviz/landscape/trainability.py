@@ -36,7 +36,15 @@ import torch
 from .._result import Result
 from .._validate import check_dtype, check_float, check_int
 
-__all__ = ["Trainability", "BoxCounting", "trainability", "boundary_mask", "box_counting_dimension"]
+__all__ = [
+    "Trainability",
+    "BoxCounting",
+    "trainability",
+    "boundary_mask",
+    "box_counting_dimension",
+    "mean_field_problem",
+    "mean_field_loss",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -118,13 +126,20 @@ class Trainability(Result):
         return plot_trainability(self, **kw)
 
 
-def _problem(n, d, h, seed, dtype, device):
-    g = torch.Generator().manual_seed(seed)
+def mean_field_problem(
+    n: int = 16, d: int = 16, h: int = 16, seed: int = 0, dtype=torch.float32, device=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The data ``X`` (n, d), targets ``Y`` (n,) and shared initialisation ``W1`` (d, h), ``W2`` (h,)
+    that :func:`trainability` uses for ``seed`` (all i.i.d. N(0, 1), drawn in float64, then cast)."""
+    g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
     Y = torch.randn(n, generator=g, dtype=torch.float64)
     W1 = torch.randn(d, h, generator=g, dtype=torch.float64)
     W2 = torch.randn(h, generator=g, dtype=torch.float64)
     return tuple(t.to(device=device, dtype=dtype) for t in (X, Y, W1, W2))
+
+
+_problem = mean_field_problem
 
 
 def mean_field_loss(X, Y, W1, W2) -> torch.Tensor:
