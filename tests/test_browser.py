@@ -59,6 +59,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BAD_TEXT = ("Error displaying widget", "model not found")
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the visible notebook
 
 
 def _free_port() -> int:
@@ -69,8 +70,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a free port with a token, serving the repository."""
+    """A JupyterLab server on a free port with a token, serving a COPY of notebooks/.
+
+    A copy, because JupyterLab autosaves: running the notebooks must not write outputs into the
+    repository's (output-free) notebooks.
+    """
     tmp = tmp_path_factory.mktemp("lab")
+    served = tmp / "served"
+    shutil.copytree(
+        ROOT / "notebooks", served / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+    )
     port, token = _free_port(), "lossviz-browser-test"
     log = open(tmp / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
     cmd = [
@@ -81,7 +90,7 @@ def lab(tmp_path_factory):
         "--no-browser",
         "--ip=127.0.0.1",
         f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={ROOT}",
+        f"--ServerApp.root_dir={served}",
     ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
@@ -92,7 +101,7 @@ def lab(tmp_path_factory):
         "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
         "OMP_NUM_THREADS": "1",
     }
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -153,7 +162,7 @@ def _wait_idle(page, timeout_s: float) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         busy = page.evaluate(
-            """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+            """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputArea-prompt')]
                     .some(e => e.textContent.includes('*'))"""
         )
         if not busy and _kernel_status(page).strip().endswith("Idle"):
@@ -179,15 +188,20 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     name = Path(notebook).name
-    page.goto(f"{lab['base']}/lab/tree/notebooks/{notebook}?token={lab['token']}", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible", timeout=120_000)
+    # a fresh, reset workspace per notebook, so only this notebook is open
+    workspace = "w" + hashlib.sha1(notebook.encode()).hexdigest()[:8]
+    page.goto(
+        f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?reset&token={lab['token']}",
+        timeout=120_000,
+    )
+    page.wait_for_selector(f"{PANEL} .jp-Cell", state="visible", timeout=120_000)
     _wait_kernel_idle(page, timeout_s=120)
     no_news = page.locator(".jp-Notification-Toast button", has_text="No")
     if no_news.count():
         no_news.first.click()
     _shot(page, notebook, "1-opened")
 
-    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.locator(f"{PANEL} .jp-Cell").first.click()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.wait_for_selector("li.lm-Menu-item[data-command='runmenu:run-all']", state="visible", timeout=30_000)
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
@@ -197,11 +211,11 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     _shot(page, notebook, "2-ran-all")
 
     prompts = page.evaluate(
-        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"
+        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"
     )
     assert prompts and all(p not in ("[ ]:", "[*]:", "") for p in prompts), f"not every cell ran: {prompts}"
 
-    handle = page.locator(".widget-slider .noUi-handle").first
+    handle = page.locator(f"{PANEL} .widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     slider_el = handle.element_handle()
     before = page.evaluate(_STATE_JS, slider_el)
@@ -221,7 +235,7 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
         time.sleep(2.0)
         after = page.evaluate(_STATE_JS, slider_el)
         moved = after["readout"] != before["readout"]
-    plot = page.locator(".jp-OutputArea .js-plotly-plot").first
+    plot = page.locator(f"{PANEL} .jp-OutputArea .js-plotly-plot").first
     if plot.count():
         plot.scroll_into_view_if_needed()
     _shot(page, notebook, "3-slider-moved")
