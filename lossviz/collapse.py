@@ -76,6 +76,7 @@ __all__ = [
     "frame_distance",
     "MinorityCollapse",
     "minority_collapse",
+    "between_class_penalty",
     "UFMResult",
     "fit_ufm",
     "ufm_geometry_loss",
@@ -882,6 +883,51 @@ def minority_collapse(vectors: torch.Tensor | nn.Linear, minority: Sequence[int]
             if ang[i, j] < best:
                 best, pair = float(ang[i, j]), (i, j)
     return MinorityCollapse(min_angle=best, pair=pair, angles=ang, minority=minority)
+
+
+def between_class_penalty(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int | None = None,
+    *,
+    global_mean: str = "unweighted",
+) -> torch.Tensor:
+    r"""Differentiable penalty pushing centred class means apart (towards a simplex ETF).
+
+    .. math::
+        R = \frac{1}{K(K-1)}\sum_{k\ne j}\operatorname{relu}\Big(\cos(\mu_k-\mu_G,\ \mu_j-\mu_G)
+        + \frac{1}{K-1}\Big)^2,
+
+    computed from the batch's class means (every class must be present). It is zero when every
+    pair of centred means is at least as far apart as in a simplex ETF and grows when minority
+    classes collapse together. With ``global_mean="unweighted"`` (default) majority classes do
+    not dominate ``mu_G``.
+
+    This is a stand-in for the between-class regulariser of Liu, Zhang, Hu, Cao, Pan & Yao,
+    "Inducing Neural Collapse in Deep Long-tailed Learning", AISTATS 2023, arXiv:2302.12453
+    (same intent: separate class means under imbalance); their exact formula was not available
+    to us when this was written.
+
+    >>> m = simplex_etf(4)
+    >>> float(between_class_penalty(m.repeat(3, 1), torch.arange(4).repeat(3))) < 1e-20
+    True
+    """
+    features = check_tensor(features, "features", ndim=2, floating=True)
+    labels, k = _check_labels(labels, features.shape[0], num_classes)
+    check_choice(global_mean, "global_mean", _GLOBAL_MEANS)
+    labels = labels.to(features.device)
+    counts = torch.bincount(labels, minlength=k)
+    _check_counts(counts)
+    sums = torch.zeros(k, features.shape[1], dtype=features.dtype, device=features.device).index_add(
+        0, labels, features
+    )
+    means = sums / counts.to(features.dtype)[:, None]
+    mu_g = means.mean(0) if global_mean == "unweighted" else features.mean(0)
+    c = means - mu_g
+    u = c / c.norm(dim=1, keepdim=True).clamp_min(torch.finfo(c.dtype).eps)
+    cos = u @ u.T
+    off = ~torch.eye(k, dtype=torch.bool, device=features.device)
+    return torch.relu(cos[off] + 1.0 / (k - 1)).square().mean()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -421,6 +421,21 @@ def test_minority_collapse_angle():
         collapse.minority_collapse(w, [1, 1])
 
 
+def test_between_class_penalty_hand_case_and_gradient():
+    y = torch.arange(3).repeat(2)
+    etf = collapse.simplex_etf(3)
+    assert float(collapse.between_class_penalty(etf[y], y)) == pytest.approx(0.0, abs=1e-12)
+    # means (1,0), (1,0)+eps... : two equal means at (1,0),(1,0) and (-2,0): centred (1/3,0)x2, (-2/3,0)
+    m = torch.tensor([[1.0, 0.0], [1.0, 0.0], [-2.0, 0.0]], dtype=F64, requires_grad=True)
+    r = collapse.between_class_penalty(m[y], y)
+    # cosines: (0,1) -> 1, (0,2),(1,2) -> -1; relu(1 + 1/2)^2 = 2.25 for 2 of 6 ordered pairs
+    assert float(r) == pytest.approx(2.25 * 2 / 6)
+    r.backward()
+    assert m.grad is not None and torch.isfinite(m.grad).all()
+    with pytest.raises(ValueError, match="no samples"):
+        collapse.between_class_penalty(m[y].detach(), torch.tensor([0, 0, 2, 2, 0, 2]))
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
