@@ -94,12 +94,18 @@ def lab(tmp_path_factory):
     ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
+    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}'
+    )
     env = {
         **os.environ,
         "LOSSVIZ_QUICK": "1",
         "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
         "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
         "OMP_NUM_THREADS": "1",
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
     }
     proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
