@@ -315,13 +315,24 @@ class HessianOperator:
         v = self._check_vectors(v, "vector", 1)
         return self._matmat(v[None])[0]
 
-    def matmat(self, V: torch.Tensor, block: int = 32) -> torch.Tensor:
+    def default_block(self) -> int:
+        """Products per backward pass: 1 on CPU, 32 on accelerators.
+
+        Chosen by measurement: on CPU a vmapped backward over 33 vectors
+        (``is_grads_batched=True``) was 1.2-1.5x *slower* than 33 sequential backward passes for
+        the 4,482-parameter MLP of the benchmarks (benchmarks/curvature.md); on a GPU batching
+        amortises kernel launches.
+        """
+        return 1 if self.device.type == "cpu" else 32
+
+    def matmat(self, V: torch.Tensor, block: int | None = None) -> torch.Tensor:
         """``H V^T`` row-wise: ``V`` has shape ``(m, size)``, the result too (rows ``H v_i``).
 
-        Rows are processed in blocks of ``block`` with a vmapped backward pass.
+        Rows are processed in blocks of ``block`` (default :meth:`default_block`) with a vmapped
+        backward pass.
         """
         V = self._check_vectors(V, "V", 2)
-        block = check_int(block, "block", minimum=1)
+        block = self.default_block() if block is None else check_int(block, "block", minimum=1)
         return torch.cat([self._matmat(V[i : i + block]) for i in range(0, V.shape[0], block)])
 
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
@@ -494,12 +505,12 @@ def exact_hessian(
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
     max_params: int = 6000,
-    block: int = 64,
+    block: int | None = None,
 ) -> ExactHessian:
     r"""The full Hessian ``H`` (n x n) of the sample-weighted mean loss, for small models.
 
     Computed column by column as ``H e_i`` (blocks of ``block`` unit vectors through a vmapped
-    double backward pass), then symmetrised. Refuses more than ``max_params`` parameters
+    double backward pass; default :meth:`HessianOperator.default_block`), then symmetrised. Refuses more than ``max_params`` parameters
     (memory ``8 n^2`` bytes in float64).
 
     Parameters are as for :class:`HessianOperator`; pass ``dtype=torch.float64`` for a
@@ -536,11 +547,12 @@ class EigenResult(Result):
     eigenvectors : torch.Tensor (n, k)
         Unit eigenvectors (columns), in the operator's dtype.
     residual_norms : np.ndarray (k,)
-        ``||H v_i - lambda_i v_i||`` recomputed with ``k`` extra products. For a symmetric ``H``
-        each ``lambda_i`` is within ``residual_norms[i]`` of a true eigenvalue.
+        ``||H v_i - lambda_i v_i||``, recomputed with ``k`` extra products when ``verify`` (the
+        ``eigsh`` default), else the Lanczos recurrence value. For a symmetric ``H`` each
+        ``lambda_i`` is within ``residual_norms[i]`` of a true eigenvalue.
     converged : np.ndarray of bool (k,)
-        ARPACK reported convergence and ``residual_norms[i] <= 10 * tol * max_j |lambda_j|``
-        (or the float noise floor of the dtype).
+        The method reported convergence and ``residual_norms[i] <= 10 * tol * max_j |lambda_j|``
+        (``eigsh``) or ``<= 10 * tol * |lambda_i|`` (``lanczos``), or below the float noise floor.
     matvecs : int
         Hessian-vector products used (including the residual check).
     """
@@ -554,6 +566,7 @@ class EigenResult(Result):
     tol: float
     seed: int
     num_params: int
+    method: str = "eigsh"
 
     @property
     def all_converged(self) -> bool:
@@ -564,6 +577,82 @@ def _default_tol(dtype: torch.dtype) -> float:
     return max(1e-10, 50 * torch.finfo(dtype).eps)
 
 
+def _lanczos_extreme(
+    op: HessianOperator, k: int, which: str, tol: float, maxiter: int | None, start: np.ndarray
+):
+    """Lanczos with full re-orthogonalisation, stopped when the ``k`` wanted Ritz pairs converge.
+
+    Returns Ritz values (k,), Ritz vectors (n, k), residual estimates ``beta_m |s_{m,i}|`` and
+    a converged flag per pair (``residual <= tol |theta|``, or an invariant Krylov space).
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    n = op.size
+    steps = min(n, maxiter if maxiter is not None else 300)
+    V = torch.empty(steps, n, dtype=op.dtype, device=op.device)
+    q = torch.from_numpy(np.ascontiguousarray(start)).to(dtype=op.dtype, device=op.device)
+    V[0] = q / q.norm()
+    alpha: list[float] = []
+    beta: list[float] = []
+    floor = 10 * torch.finfo(op.dtype).eps
+
+    def wanted(theta):
+        if which == "SA":
+            return np.argsort(theta)[:k]
+        if which == "LM":
+            return np.argsort(-np.abs(theta))[:k]
+        return np.argsort(-theta)[:k]
+
+    theta = S = idx = None
+    res = None
+    for j in range(steps):
+        w = op._matmat(V[j][None])[0]
+        alpha.append(float(torch.dot(w, V[j])))
+        w = w - V[: j + 1].T @ (V[: j + 1] @ w)
+        w = w - V[: j + 1].T @ (V[: j + 1] @ w)
+        b = float(w.norm())
+        m = j + 1
+        if m >= k:
+            theta, S = (
+                (np.array(alpha), np.ones((1, 1)))
+                if m == 1
+                else eigh_tridiagonal(np.array(alpha), np.array(beta))
+            )
+            idx = wanted(theta)
+            res = b * np.abs(S[-1, idx])
+            scale = max(float(np.abs(theta).max()), 1e-300)
+            if b <= floor * scale:  # invariant subspace: the Ritz pairs are exact
+                res = np.zeros(k)
+                break
+            if np.all(res <= tol * np.maximum(np.abs(theta[idx]), floor * scale)):
+                break
+        elif b <= floor * max(abs(a) for a in alpha):
+            break
+        if j + 1 < steps:
+            beta.append(b)
+            V[j + 1] = w / b
+    m = len(alpha)
+    if theta is None or len(theta) != m:  # stopped before k Ritz values existed
+        theta, S = (
+            (np.array(alpha), np.ones((1, 1)))
+            if m == 1
+            else eigh_tridiagonal(np.array(alpha), np.array(beta[: m - 1]))
+        )
+        idx = wanted(theta)
+        res = np.full(len(idx), np.inf)
+    vals = np.full(k, np.nan)
+    vecs = torch.full((n, k), float("nan"), dtype=op.dtype, device=op.device)
+    r = np.full(k, np.nan)
+    got = len(idx)
+    vals[:got] = theta[idx]
+    Sm = torch.from_numpy(np.ascontiguousarray(S[:, idx])).to(dtype=op.dtype, device=op.device)
+    vecs[:, :got] = V[:m].T @ Sm
+    r[:got] = res
+    ok = np.zeros(k, dtype=bool)
+    ok[:got] = res <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
+    return vals, vecs, r, ok
+
+
 def top_eigenvalues(
     model: nn.Module | HessianOperator,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -571,21 +660,35 @@ def top_eigenvalues(
     k: int = 1,
     *,
     which: str = "LA",
+    method: str = "eigsh",
     tol: float | None = None,
     maxiter: int | None = None,
     ncv: int | None = None,
     v0: torch.Tensor | None = None,
     seed: int = 0,
+    verify: bool | None = None,
     params: ParamSelection = None,
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
 ) -> EigenResult:
     r"""The ``k`` extreme eigenvalues of the Hessian of the mean loss and their eigenvectors.
 
-    Implicitly restarted Lanczos (ARPACK through :func:`scipy.sparse.linalg.eigsh`) on the
-    matrix-free Hessian; Lanczos is far faster than power iteration when the top eigenvalues are
-    close, and its ``ncv``-dimensional Krylov space is restarted until *each* requested pair has
-    converged (no silent fixed iteration count).
+    Two Lanczos methods on the matrix-free Hessian, both far faster than power iteration when the
+    top eigenvalues are close, and both iterating until *each* requested pair has converged (no
+    silent fixed iteration count):
+
+    * ``method="eigsh"`` (default): implicitly restarted Lanczos (ARPACK through
+      :func:`scipy.sparse.linalg.eigsh` on a ``LinearOperator``) with an ``ncv``-dimensional
+      Krylov space (at least ``ncv`` products): the robust choice.
+    * ``method="lanczos"``: one growing Krylov space with full re-orthogonalisation, stopping as
+      soon as every wanted Ritz pair has ``||H v - theta v|| <= tol |theta|`` (the residual norm is
+      ``beta_m |s_{m,i}|`` from the recurrence). Uses as few products as the spectrum allows
+      (e.g. 5-6 for the benchmark MLP), which suits cheap repeated estimates; at most ``maxiter``
+      (default ``min(n, 300)``) steps. Like every single-vector Krylov method it finds one copy of
+      a repeated eigenvalue.
+
+    For a symmetric ``H`` a residual norm ``r`` certifies that a true eigenvalue lies within ``r``
+    of ``theta``.
 
     Parameters
     ----------
@@ -594,10 +697,15 @@ def top_eigenvalues(
     which : ``"LA"`` (largest algebraic, default: the sharpness), ``"SA"`` (smallest algebraic:
         the most negative curvature) or ``"LM"`` (largest magnitude, which may return a negative
         eigenvalue).
+    method : ``"eigsh"`` (default) or ``"lanczos"``, see above.
     tol : float, optional
-        ARPACK relative tolerance; default ``max(1e-10, 50 eps(dtype))`` (about ``6e-6`` in float32,
-        whose products are themselves only accurate to ~1e-7).
-    maxiter, ncv : passed to ``eigsh`` (defaults: ARPACK's, ``ncv = max(2k + 1, 20)``).
+        Relative tolerance on the residual; default ``max(1e-10, 50 eps(dtype))`` (about ``6e-6`` in
+        float32, whose products are themselves only accurate to ~1e-7).
+    maxiter, ncv : ``eigsh``: passed on (defaults: ARPACK's, ``ncv = max(2k + 1, 20)``);
+        ``lanczos``: ``maxiter`` is the maximum number of steps, ``ncv`` is ignored.
+    verify : bool, optional
+        Recompute the residual norms with ``k`` extra products (default: on for ``eigsh``, off for
+        ``lanczos``, whose recurrence residuals are accurate with full re-orthogonalisation).
     v0 : torch.Tensor, optional
         Starting vector (e.g. the previous top eigenvector when tracking during training);
         default a Gaussian vector drawn with ``seed``.
@@ -640,22 +748,36 @@ def top_eigenvalues(
         start = v0.detach().to(torch.float64).cpu().numpy()
         if not np.linalg.norm(start) > 0:
             raise ValueError("`v0` must be a non-zero vector")
+    check_choice(method, "method", ("eigsh", "lanczos"))
+    verify = (method == "eigsh") if verify is None else bool(verify)
     before = op.matvecs
     arpack_ok = np.ones(k, dtype=bool)
-    try:
-        vals, vecs = eigsh(op.to_scipy(), k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=start)
-    except ArpackNoConvergence as exc:
-        vals, vecs = exc.eigenvalues, exc.eigenvectors
-        got = len(vals)
-        warnings.warn(
-            f"top_eigenvalues: ARPACK converged for only {got} of k={k} eigenpairs; the rest are NaN "
-            "(raise `maxiter`/`ncv` or loosen `tol`)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        arpack_ok = np.arange(k) < got
-        vals = np.concatenate([vals, np.full(k - got, np.nan)])
-        vecs = np.concatenate([vecs, np.full((n, k - got), np.nan)], axis=1)
+    ritz_res = None
+    if method == "lanczos":
+        vals, vecs, ritz_res, arpack_ok = _lanczos_extreme(op, k, which, tol, maxiter, start)
+        if not arpack_ok.all():
+            warnings.warn(
+                f"top_eigenvalues: Lanczos did not reach tol={tol:g} for {int((~arpack_ok).sum())} of k={k} "
+                "eigenpairs within `maxiter` steps (see `converged` and `residual_norms`)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        vecs = vecs.to(torch.float64).cpu().numpy()
+    else:
+        try:
+            vals, vecs = eigsh(op.to_scipy(), k=k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=start)
+        except ArpackNoConvergence as exc:
+            vals, vecs = exc.eigenvalues, exc.eigenvectors
+            got = len(vals)
+            warnings.warn(
+                f"top_eigenvalues: ARPACK converged for only {got} of k={k} eigenpairs; the rest are NaN "
+                "(raise `maxiter`/`ncv` or loosen `tol`)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            arpack_ok = np.arange(k) < got
+            vals = np.concatenate([vals, np.full(k - got, np.nan)])
+            vecs = np.concatenate([vecs, np.full((n, k - got), np.nan)], axis=1)
     order = np.argsort(vals) if which == "SA" else np.argsort(-np.abs(vals) if which == "LM" else -vals)
     order = np.array([i for i in order if not np.isnan(vals[i])] + [i for i in order if np.isnan(vals[i])])
     vals, vecs = vals[order], vecs[:, order]
@@ -663,15 +785,24 @@ def top_eigenvalues(
     V = torch.from_numpy(np.ascontiguousarray(vecs.T)).to(dtype=op.dtype, device=op.device)
     finite = ~np.isnan(vals)
     res = np.full(k, np.nan)
-    if finite.any():
+    if verify and finite.any():
         HV = op.matmat(V[torch.from_numpy(finite)])
         lam = torch.as_tensor(vals[finite], dtype=op.dtype, device=op.device)
         res[finite] = (
             (HV - lam[:, None] * V[torch.from_numpy(finite)]).norm(dim=1).to(torch.float64).cpu().numpy()
         )
+    elif ritz_res is not None:
+        res = ritz_res[order]
     scale = np.nanmax(np.abs(vals)) if finite.any() else 0.0
     floor = 100 * torch.finfo(op.dtype).eps * max(scale, 1e-30) * math.sqrt(n)
-    converged = arpack_ok & finite & (np.nan_to_num(res, nan=np.inf) <= max(10 * tol * scale, floor))
+    if method == "lanczos":
+        converged = (
+            arpack_ok
+            & finite
+            & (np.nan_to_num(res, nan=np.inf) <= np.maximum(10 * tol * np.abs(vals), floor))
+        )
+    else:
+        converged = arpack_ok & finite & (np.nan_to_num(res, nan=np.inf) <= max(10 * tol * scale, floor))
     return EigenResult(
         eigenvalues=vals.astype(np.float64),
         eigenvectors=V.T.contiguous(),
@@ -682,6 +813,7 @@ def top_eigenvalues(
         tol=tol,
         seed=seed,
         num_params=n,
+        method=method,
     )
 
 
@@ -730,7 +862,7 @@ def trace(
     matvecs: int = 99,
     distribution: str = "rademacher",
     seed: int = 0,
-    block: int = 33,
+    block: int | None = None,
     params: ParamSelection = None,
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
@@ -758,15 +890,16 @@ def trace(
     matvecs : int
         Budget of Hessian-vector products (Hutch++ needs at least 3).
     distribution : ``"rademacher"`` (default) or ``"gaussian"``
-    block : int
-        Products computed together (vmapped backward pass).
+    block : int, optional
+        Products computed together in one vmapped backward pass (default
+        :meth:`HessianOperator.default_block`: 1 on CPU, where batching was measured slower).
     """
     op = _operator(model, loss_fn, data, params, dtype, mode)
     method = check_choice(method, "method", ("hutch++", "hutchinson"))
     distribution = check_choice(distribution, "distribution", ("rademacher", "gaussian"))
     m = check_int(matvecs, "matvecs", minimum=3 if method == "hutch++" else 2)
     seed = check_int(seed, "seed", minimum=0)
-    block = check_int(block, "block", minimum=1)
+    block = op.default_block() if block is None else check_int(block, "block", minimum=1)
     before = op.matvecs
     if method == "hutchinson":
         Z = op.random_vectors(m, seed, distribution)

@@ -531,3 +531,32 @@ def test_subspace_energy():
     np.testing.assert_allclose(curvature.subspace_energy(V, basis).numpy(), [1.0, 0.0, 2 / 3], atol=1e-12)
     with pytest.raises(ValueError, match="spanning"):
         curvature.subspace_energy(V, torch.ones(2, 4, dtype=F64))
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_adaptive_lanczos_matches_exact_spectrum(which):
+    net, (x, y) = _net(width=8), _data(40)
+    H_ref, _ = _reference_hessian(net, CE, x, y)
+    lam = torch.linalg.eigvalsh(H_ref).numpy()
+    want = {"LA": lam[::-1][:3], "SA": lam[:3], "LM": lam[np.argsort(-np.abs(lam))][:3]}[which]
+    res = curvature.top_eigenvalues(net, CE, (x, y), k=3, which=which, method="lanczos", seed=0)
+    assert res.method == "lanczos"
+    np.testing.assert_allclose(res.eigenvalues, want, rtol=1e-9, atol=1e-11)
+    assert res.all_converged
+    # the recurrence residuals are the true ones (full re-orthogonalisation)
+    V = res.eigenvectors
+    true_res = (H_ref @ V - V * torch.as_tensor(res.eigenvalues)).norm(dim=0).numpy()
+    np.testing.assert_allclose(res.residual_norms, true_res, atol=1e-9)
+    eig = curvature.top_eigenvalues(net, CE, (x, y), k=3, which=which, seed=0)
+    assert res.matvecs < eig.matvecs
+
+
+def test_adaptive_lanczos_reports_non_convergence():
+    net, (x, y) = _net(width=8), _data(40)
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        res = curvature.top_eigenvalues(net, CE, (x, y), k=2, method="lanczos", maxiter=3, tol=1e-12)
+    assert not res.all_converged
+    verified = curvature.top_eigenvalues(net, CE, (x, y), k=1, method="lanczos", verify=True)
+    assert verified.all_converged and verified.residual_norms[0] < 1e-8
+    with pytest.raises(ValueError, match="method"):
+        curvature.top_eigenvalues(net, CE, (x, y), method="power")
