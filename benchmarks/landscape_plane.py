@@ -124,7 +124,7 @@ def main(argv=None):
     fl = rows["floor: 1681 x (forward + loss)"][0]
     print(
         f"# 41x41 plane, MLP 2-64-64-2 tanh, 1000 points; torch {torch.__version__}, lossviz {lossviz.__version__}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, medians of {args.repeats} runs, 1 thread"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, medians of {args.repeats} runs, 1 thread"
     )
     print(f"{'method':42s} {'median s':>9s} {'vs anchor':>10s} {'vs floor':>9s}   runs")
     for name, (med, times) in rows.items():

