@@ -485,3 +485,17 @@ def test_normalized_and_stop_when_separated_and_bad_input():
     with pytest.raises(ValueError, match="steps"):
         landscape.logistic_gd(X, y, [1.0], steps=0)
     assert large_steps.separable_cloud(10, dtype=torch.float32)[0].dtype == torch.float32
+
+
+def test_trajectory_from_recorder_snapshots():
+    from lossviz import data, models, train
+
+    x, y = data.two_moons(64, seed=0)
+    net = models.MLP(2, (8,), 2, seed=0)
+    rec = train.Recorder(every=5, parameters=True)
+    hist = train.fit(net, F.cross_entropy, (x, y), steps=40, lr=0.5, callbacks=[rec], progress=False)
+    with assert_model_unchanged(net):
+        path = landscape.trajectory(net, hist.values("parameters"), steps=hist.steps("parameters"))
+    assert path.coords.shape == (9, 2) and list(path.steps) == list(range(0, 41, 5))
+    np.testing.assert_allclose(path.coords[-1], 0.0, atol=1e-6)
+    assert path.explained_variance[0] > 0.5
