@@ -45,3 +45,28 @@ def test_circle_kernels_symbolic_equals_numeric(depth):
     assert np.allclose(f_nngp(ang), lim.nngp[0].numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="depth"):
         dn.circle_kernels(0)
+
+
+def test_feature_update_scaling_matches_measured_slopes():
+    """The symbolic exponents agree with one-step feature changes of real networks."""
+    exps = {}
+    for p in ("ntk", "mup", "standard"):
+        expr, n = dn.feature_update_scaling(p)
+        exps[p] = float(sp.limit(sp.log(expr) / sp.log(n), n, sp.oo))
+    assert exps == {"ntk": -0.5, "mup": 0.0, "standard": -0.5}
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(64, 1, generator=g, dtype=torch.float64)
+    for p, lr in (("ntk", 0.5), ("mup", 0.05)):
+        change = []
+        for width in (256, 4096):
+            net = ntk.parametrize((8, width, width, 1), p, seed=0, dtype=torch.float64)
+            h0 = net.hidden(x)[0].detach()
+            opt = torch.optim.SGD(net.param_groups(lr), lr=lr)
+            (0.5 * (net(x) - y).pow(2).mean()).backward()
+            opt.step()
+            change.append(float((net.hidden(x)[0] - h0).norm() / h0.norm()))
+        slope = math.log(change[1] / change[0]) / math.log(16)
+        assert abs(slope - exps[p]) < 0.1, (p, slope, change)
+    with pytest.raises(ValueError, match="parametrization"):
+        dn.feature_update_scaling("ntp")

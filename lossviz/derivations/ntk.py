@@ -8,6 +8,8 @@
   parametrisation, ``depth`` hidden layers) for inputs on the unit circle as functions of the angle
   ``gamma`` between them, and ``lambdify``s them for drawing; the unit tests check these against
   :func:`lossviz.ntk.analytic`.
+* :func:`feature_update_scaling`: power counting for how much one SGD step moves a hidden feature
+  as a function of width in the NTK, standard and maximal-update parametrisations.
 
 Example
 -------
@@ -24,7 +26,7 @@ import functools
 
 import sympy as sp
 
-__all__ = ["arccos_kernels", "circle_kernels"]
+__all__ = ["arccos_kernels", "circle_kernels", "feature_update_scaling"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,3 +74,30 @@ def circle_kernels(depth: int, w_std=None, b_std=None):
     f_nngp = sp.lambdify(g, s12, "numpy")
     f_ntk = sp.lambdify(g, th, "numpy")
     return s12, th, g, f_nngp, f_ntk
+
+
+def feature_update_scaling(parametrization: str):
+    """Width scaling of one SGD step's change of a first-hidden-layer feature, per coordinate.
+
+    Heuristic power counting (Yang & Hu, "Feature Learning in Infinite-Width Neural Networks",
+    2021, arXiv:2011.14522) for ``f = m_out v . h_2``, ``h_2 = phi(m W h_1)``, width ``n``, all
+    trainable tensors with O(1) entries and learning-rate multiplier ``c`` on the input layer:
+
+    * ``df/dh_2`` has coordinates of size ``m_out``;
+    * back through ``m W^T`` (``m = n^{-1/2}``, ``n`` random-sign terms): ``df/dh_1 ~ m_out``;
+    * the input-layer update ``c eta (df/dh_1) x^T`` changes ``h_1`` by ``c m_out`` per coordinate.
+
+    Returns ``(expr, n)``: ``expr = c * m_out`` as a power of the width symbol ``n``
+    (NTK: ``n^{-1/2}``; muP: ``n * n^{-1} = 1``; standard: ``m_out = 1`` on unnormalised weights but
+    ``n^{-1/2}`` weights, i.e. ``n^{-1/2}`` too at a fixed learning rate).
+    """
+    n = sp.Symbol("n", positive=True)
+    if parametrization == "ntk":
+        c, m_out = sp.Integer(1), 1 / sp.sqrt(n)
+    elif parametrization == "mup":
+        c, m_out = n, 1 / n
+    elif parametrization == "standard":
+        c, m_out = sp.Integer(1), 1 / sp.sqrt(n)
+    else:
+        raise ValueError(f"`parametrization` must be 'ntk', 'mup' or 'standard', got {parametrization!r}")
+    return sp.powsimp(c * m_out), n
