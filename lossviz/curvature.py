@@ -577,16 +577,32 @@ def _default_tol(dtype: torch.dtype) -> float:
     return max(1e-10, 50 * torch.finfo(dtype).eps)
 
 
+def _tridiag_eigh(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    if len(alpha) == 1:
+        return np.array(alpha), np.ones((1, 1))
+    if len(alpha) <= 64:  # numpy on the small dense matrix has less call overhead than scipy's wrapper
+        T = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+        return np.linalg.eigh(T)
+    from scipy.linalg import eigh_tridiagonal
+
+    return eigh_tridiagonal(np.array(alpha), np.array(beta))
+
+
 def _lanczos_extreme(
-    op: HessianOperator, k: int, which: str, tol: float, maxiter: int | None, start: np.ndarray
+    op: HessianOperator,
+    k: int,
+    which: str,
+    tol: float,
+    maxiter: int | None,
+    start: np.ndarray,
+    stop: str = "residual",
 ):
     """Lanczos with full re-orthogonalisation, stopped when the ``k`` wanted Ritz pairs converge.
 
     Returns Ritz values (k,), Ritz vectors (n, k), residual estimates ``beta_m |s_{m,i}|`` and
-    a converged flag per pair (``residual <= tol |theta|``, or an invariant Krylov space).
+    a converged flag per pair (``residual <= tol |theta|``, or an invariant Krylov space; with
+    ``stop="gap"`` the error estimate ``min(r, r^2 / gap)`` replaces ``r``).
     """
-    from scipy.linalg import eigh_tridiagonal
-
     n = op.size
     steps = min(n, maxiter if maxiter is not None else 300)
     V = torch.empty(steps, n, dtype=op.dtype, device=op.device)
@@ -613,18 +629,18 @@ def _lanczos_extreme(
         b = float(w.norm())
         m = j + 1
         if m >= k:
-            theta, S = (
-                (np.array(alpha), np.ones((1, 1)))
-                if m == 1
-                else eigh_tridiagonal(np.array(alpha), np.array(beta))
-            )
+            theta, S = _tridiag_eigh(alpha, beta)
             idx = wanted(theta)
             res = b * np.abs(S[-1, idx])
             scale = max(float(np.abs(theta).max()), 1e-300)
             if b <= floor * scale:  # invariant subspace: the Ritz pairs are exact
                 res = np.zeros(k)
                 break
-            if np.all(res <= tol * np.maximum(np.abs(theta[idx]), floor * scale)):
+            err = res
+            if stop == "gap" and m > 1:
+                gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i])) for i in idx])
+                err = np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
+            if np.all(err <= tol * np.maximum(np.abs(theta[idx]), floor * scale)):
                 break
         elif b <= floor * max(abs(a) for a in alpha):
             break
@@ -633,11 +649,7 @@ def _lanczos_extreme(
             V[j + 1] = w / b
     m = len(alpha)
     if theta is None or len(theta) != m:  # stopped before k Ritz values existed
-        theta, S = (
-            (np.array(alpha), np.ones((1, 1)))
-            if m == 1
-            else eigh_tridiagonal(np.array(alpha), np.array(beta[: m - 1]))
-        )
+        theta, S = _tridiag_eigh(alpha, beta[: m - 1])
         idx = wanted(theta)
         res = np.full(len(idx), np.inf)
     vals = np.full(k, np.nan)
@@ -649,7 +661,11 @@ def _lanczos_extreme(
     vecs[:, :got] = V[:m].T @ Sm
     r[:got] = res
     ok = np.zeros(k, dtype=bool)
-    ok[:got] = res <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
+    err = res
+    if stop == "gap" and m > 1 and np.all(np.isfinite(res)):
+        gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i])) for i in idx])
+        err = np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
+    ok[:got] = err <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
     return vals, vecs, r, ok
 
 
@@ -667,6 +683,7 @@ def top_eigenvalues(
     v0: torch.Tensor | None = None,
     seed: int = 0,
     verify: bool | None = None,
+    stop: str = "residual",
     params: ParamSelection = None,
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
@@ -706,6 +723,12 @@ def top_eigenvalues(
     verify : bool, optional
         Recompute the residual norms with ``k`` extra products (default: on for ``eigsh``, off for
         ``lanczos``, whose recurrence residuals are accurate with full re-orthogonalisation).
+    stop : ``"residual"`` (default) or ``"gap"``
+        ``lanczos`` only. ``"residual"`` stops when ``||r_i|| <= tol |theta_i|``, a certificate.
+        ``"gap"`` stops when the a-posteriori estimate ``min(||r_i||, ||r_i||^2 / gap_i) <= tol
+        |theta_i|``, with ``gap_i`` the distance to the nearest other Ritz value (B. N. Parlett,
+        *The Symmetric Eigenvalue Problem*, 1998, section 11.7): usually one or two products fewer,
+        but an estimate, not a bound, because Ritz values can over-estimate the gap.
     v0 : torch.Tensor, optional
         Starting vector (e.g. the previous top eigenvector when tracking during training);
         default a Gaussian vector drawn with ``seed``.
@@ -749,12 +772,13 @@ def top_eigenvalues(
         if not np.linalg.norm(start) > 0:
             raise ValueError("`v0` must be a non-zero vector")
     check_choice(method, "method", ("eigsh", "lanczos"))
+    check_choice(stop, "stop", ("residual", "gap"))
     verify = (method == "eigsh") if verify is None else bool(verify)
     before = op.matvecs
     arpack_ok = np.ones(k, dtype=bool)
     ritz_res = None
     if method == "lanczos":
-        vals, vecs, ritz_res, arpack_ok = _lanczos_extreme(op, k, which, tol, maxiter, start)
+        vals, vecs, ritz_res, arpack_ok = _lanczos_extreme(op, k, which, tol, maxiter, start, stop)
         if not arpack_ok.all():
             warnings.warn(
                 f"top_eigenvalues: Lanczos did not reach tol={tol:g} for {int((~arpack_ok).sum())} of k={k} "
@@ -795,7 +819,9 @@ def top_eigenvalues(
         res = ritz_res[order]
     scale = np.nanmax(np.abs(vals)) if finite.any() else 0.0
     floor = 100 * torch.finfo(op.dtype).eps * max(scale, 1e-30) * math.sqrt(n)
-    if method == "lanczos":
+    if method == "lanczos" and stop == "gap" and not verify:
+        converged = arpack_ok & finite  # the gap estimate was checked inside the iteration
+    elif method == "lanczos":
         converged = (
             arpack_ok
             & finite

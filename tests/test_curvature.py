@@ -303,6 +303,7 @@ def _bn_data(n=16, seed=0):
         lambda m, d: curvature.hvp(m, CE, d, torch.ones(curvature.HessianOperator(m, CE, d).size)),
         lambda m, d: curvature.exact_hessian(m, CE, d),
         lambda m, d: curvature.top_eigenvalues(m, CE, d, k=2),
+        lambda m, d: curvature.top_eigenvalues(m, CE, d, k=2, method="lanczos", which="SA"),
         lambda m, d: curvature.trace(m, CE, d, matvecs=9),
         lambda m, d: curvature.trace(m, CE, d, matvecs=9, method="hutchinson", dtype=torch.float64),
         lambda m, d: curvature.spectral_density(m, CE, d, num_probes=2, steps=5),
@@ -560,3 +561,15 @@ def test_adaptive_lanczos_reports_non_convergence():
     assert verified.all_converged and verified.residual_norms[0] < 1e-8
     with pytest.raises(ValueError, match="method"):
         curvature.top_eigenvalues(net, CE, (x, y), method="power")
+
+
+def test_adaptive_lanczos_gap_stop_is_accurate_and_cheaper():
+    net, (x, y) = _net(width=8), _data(40)
+    lam = torch.linalg.eigvalsh(_reference_hessian(net, CE, x, y)[0]).numpy()
+    res_stop = curvature.top_eigenvalues(net, CE, (x, y), k=1, method="lanczos", tol=1e-6, seed=1)
+    gap_stop = curvature.top_eigenvalues(net, CE, (x, y), k=1, method="lanczos", tol=1e-6, stop="gap", seed=1)
+    assert gap_stop.matvecs <= res_stop.matvecs
+    assert abs(gap_stop.eigenvalues[0] - lam[-1]) <= 1e-6 * lam[-1]
+    assert gap_stop.all_converged
+    with pytest.raises(ValueError, match="stop"):
+        curvature.top_eigenvalues(net, CE, (x, y), method="lanczos", stop="never")
