@@ -128,3 +128,21 @@ def test_derivation_ldr_limits_match_numeric():
     for tau in (0.05, 1.0, 20.0):
         want = float(L.ldr_kl(z, torch.tensor([0]), tau, margin=0.0))
         assert d.loss_fn(0.8, 0.0, tau) == pytest.approx(want, rel=1e-12)
+
+
+def test_derivation_z_score_max_matches_numeric():
+    k, zmax = T.z_score_max()
+    assert sp_simplify_equal(zmax, k)
+    for kk in (2, 10, 1000):
+        z = torch.zeros(1, kk, dtype=torch.float64)
+        z[0, 0] = 3.7
+        assert float(L.z_scores(z)[0, 0]) == pytest.approx(float(zmax.subs(k, kk)), rel=1e-12)
+        # no logit vector does better (random search)
+        r = torch.randn(2000, kk, dtype=torch.float64)
+        assert float(L.z_scores(r).max()) <= float(zmax.subs(k, kk)) + 1e-12
+
+
+def sp_simplify_equal(expr, k):
+    import sympy as sp
+
+    return sp.simplify(expr - sp.sqrt(k - 1)) == 0

@@ -7,6 +7,10 @@
 * :func:`comp_sum_family` (T04): ``Phi^q(p) = (1 - p^q) / q`` of the comp-sum losses (Mao, Mohri,
   Zhong, "Cross-Entropy Loss Functions: Theoretical Analysis and Applications", ICML 2023,
   arXiv:2304.07288), its ``q -> 0`` limit ``-log p`` and first-order term ``-q log(p)^2 / 2``.
+* :func:`z_score_max` (T05): the largest standardised score a class can reach among ``K``,
+  ``sqrt(K - 1)`` (logits ``(x, 0, ..., 0)``), so a Z-loss target ``b`` above it never saturates
+  (de Brebisson & Vincent, "The Z-loss: a shift and scale invariant classification loss belonging
+  to the Spherical Family", 2016, arXiv:1604.08859).
 * :func:`ldr_limits` (T03): the ``tau -> 0`` and ``tau -> inf`` limits of the two-class LDR-KL
   ``tau log((e^{a_1/tau} + e^{a_2/tau}) / 2)`` (Zhu, Ying, Yang, "Label Distributionally Robust
   Losses for Multi-class Classification", ICML 2023, arXiv:2112.14869).
@@ -21,7 +25,15 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-__all__ = ["InfoNCEGradient", "info_nce_gradient", "CompSum", "comp_sum_family", "LDRLimits", "ldr_limits"]
+__all__ = [
+    "z_score_max",
+    "InfoNCEGradient",
+    "info_nce_gradient",
+    "CompSum",
+    "comp_sum_family",
+    "LDRLimits",
+    "ldr_limits",
+]
 
 
 @dataclass(frozen=True)
@@ -125,3 +137,16 @@ def ldr_limits() -> LDRLimits:
         limit_inf=sp.simplify(liminf.subs(d, a1s - a2)),
         loss_fn=sp.lambdify((a1s, a2, tau), loss.subs(d, a1s - a2), "numpy"),
     )
+
+
+def z_score_max() -> tuple[sp.Symbol, sp.Expr]:
+    """``(K, z_max)``: the z-score of the one nonzero logit of ``(x, 0, ..., 0)``, ``x > 0``.
+
+    That is the maximum over all logit vectors (by Cauchy-Schwarz), ``sqrt(K - 1)``.
+    """
+    k = sp.Symbol("K", positive=True, integer=True)
+    x = sp.Symbol("x", positive=True)
+    mean = x / k
+    var = (x - mean) ** 2 / k + (k - 1) * mean**2 / k
+    z = sp.simplify((x - mean) / sp.sqrt(sp.factor(var)))
+    return k, sp.simplify(sp.powdenest(z, force=True))

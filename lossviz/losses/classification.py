@@ -525,7 +525,8 @@ def z_loss_spherical(
     bias : (K,) or None; stats : precomputed :class:`SphericalStats` (else computed here)
     """
     h = check_tensor(h, "h", ndim=2, floating=True)
-    weight = check_tensor(weight, "weight", ndim=2, floating=True)
+    # no O(K d) finiteness scan of W here: the cost must not grow with K (spherical_stats checks it)
+    weight = check_tensor(weight, "weight", ndim=2, floating=True, finite=False)
     if weight.shape[1] != h.shape[1]:
         raise ValueError(f"`weight` must have d={h.shape[1]} columns, got shape {tuple(weight.shape)}")
     k = weight.shape[0]
