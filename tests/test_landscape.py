@@ -384,13 +384,14 @@ def test_trajectory_bad_path():
 # ---------------------------------------------------------------------------------------- trainability
 
 
-def test_trainability_kernel_matches_autograd():
+@pytest.mark.parametrize("fast_tanh", [False, True])
+def test_trainability_kernel_matches_autograd(fast_tanh):
     X, Y, W1, W2 = tr._problem(16, 16, 16, seed=0, dtype=torch.float64, device="cpu")
     lr_in = torch.tensor([1.0, 30.0, 100.0], dtype=torch.float64)
     lr_out = torch.tensor([5.0, 10.0, 30.0], dtype=torch.float64)
     steps = 15
     hist = torch.full((steps + 1, 3), float("nan"), dtype=torch.float64)
-    tr._train_chunk(X, Y, W1, W2, lr_in, lr_out, steps, math.inf, 1000, hist)
+    tr._train_chunk(X, Y, W1, W2, lr_in, lr_out, steps, math.inf, 1000, hist, fast_tanh)
     for c in range(3):
         w1, w2 = W1.clone().requires_grad_(), W2.clone().requires_grad_()
         for t in range(steps + 1):

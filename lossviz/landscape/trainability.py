@@ -148,14 +148,18 @@ def mean_field_loss(X, Y, W1, W2) -> torch.Tensor:
     return ((H @ W2 / h - Y) ** 2).mean()
 
 
-def _train_chunk(X, Y, W1, W2, lr_in, lr_out, steps, limit, check_every, hist):
-    """Train ``C = len(lr_in)`` cells; write losses into ``hist`` (steps+1, C), NaN after divergence."""
+def _train_chunk(X, Y, W1, W2, lr_in, lr_out, steps, limit, check_every, hist, fast_tanh=False):
+    """Train ``C = len(lr_in)`` cells; write losses into ``hist`` (steps+1, C), NaN after divergence.
+
+    ``fast_tanh``: compute ``tanh(a) = 2 sigmoid(2a) - 1`` (about 4x faster than ``torch.tanh`` on
+    CPU; absolute error about one float32 ulp).
+    """
     n, d = X.shape
     h = W1.shape[1]
     C = lr_in.shape[0]
     s = math.sqrt(2.0 / d)
     Xs = (s * X).contiguous()
-    XsT = Xs.T.contiguous()
+    XsT = (2.0 * Xs.T if fast_tanh else Xs.T).contiguous()
     W1T = W1.T.contiguous().repeat(C, 1)  # (C*h, d): cell c's W1^T in rows c*h..(c+1)*h
     W2c = W2.reshape(1, h).repeat(C, 1)  # (C, h)
     cin = (2.0 / (n * h)) * lr_in.reshape(C, 1)
@@ -170,7 +174,10 @@ def _train_chunk(X, Y, W1, W2, lr_in, lr_out, steps, limit, check_every, hist):
     for t in range(steps + 1):
         Ca = idx.shape[0]
         torch.mm(W1T, XsT, out=A[: Ca * h])
-        H = torch.tanh(A[: Ca * h]).view(Ca, h, n)
+        if fast_tanh:
+            H = torch.sigmoid(A[: Ca * h]).mul_(2.0).sub_(1.0).view(Ca, h, n)
+        else:
+            H = torch.tanh(A[: Ca * h]).view(Ca, h, n)
         e = torch.bmm(W2c.view(Ca, 1, h), H).view(Ca, n)
         e.mul_(1.0 / h).sub_(Y)
         loss = torch.bmm(e.view(Ca, 1, n), e.view(Ca, n, 1)).view(Ca).mul_(1.0 / n)
@@ -215,6 +222,7 @@ def trainability(
     device: torch.device | str | None = None,
     workers: int | None = None,
     chunk: int = 512,
+    fast_tanh: bool | None = None,
     progress: bool = False,
 ) -> Trainability:
     r"""Train a grid of mean-field networks over (``lr_in``, ``lr_out``) and classify each cell.
@@ -241,6 +249,10 @@ def trainability(
         core is idle, else 1, see :func:`lossviz.landscape.cpu_workers`); while they run, torch's
         intra-op thread count is set to 1 and restored afterwards.
     chunk : cells per chunk (sized so a chunk's activations stay in cache)
+    fast_tanh : bool, optional
+        Evaluate ``tanh(a)`` as ``2 sigmoid(2a) - 1`` (about 4x faster on CPU, error about one
+        ulp). Default: on for float32, off for float64 (the float64 path is the exact reference
+        that the tests compare with autograd).
 
     Examples
     --------
@@ -269,6 +281,7 @@ def trainability(
         if not lo < hi:
             raise ValueError(f"`{name}` must satisfy lo < hi, got {r!r}")
     dev = torch.device("cpu") if device is None else torch.device(device)
+    fast_tanh = (dtype == torch.float32) if fast_tanh is None else bool(fast_tanh)
     xs = np.linspace(float(x_range[0]), float(x_range[1]), rx)
     ys = np.linspace(float(y_range[0]), float(y_range[1]), ry)
     X, Y, W1, W2 = _problem(n, d, width, seed, dtype, dev)
@@ -292,7 +305,9 @@ def trainability(
 
     def job(a):
         b = min(a + chunk, cells)
-        out = _train_chunk(X, Y, W1, W2, lr_in[a:b], lr_out[a:b], steps, limit, check_every, hist[:, a:b])
+        out = _train_chunk(
+            X, Y, W1, W2, lr_in[a:b], lr_out[a:b], steps, limit, check_every, hist[:, a:b], fast_tanh
+        )
         bar.update(1)
         return out
 
