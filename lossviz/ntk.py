@@ -783,19 +783,21 @@ class AnalyticNTK(Result):
 
 
 def _dual(activation, k12, k11, k22):
-    """E[phi(u) phi(v)] and E[phi'(u) phi'(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]])."""
+    """E[phi(u) phi(v)] and E[phi'(u) phi'(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]]).
+
+    Returns new tensors (for ``"linear"`` the first is ``k12`` itself); ``k11``/``k22`` broadcast.
+    """
     if activation == "linear":
         return k12, torch.ones_like(k12)
     if activation == "relu":
-        # arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009)
-        prod = torch.sqrt(torch.clamp(k11 * k22, min=0.0))
-        cos = torch.where(
-            prod > 0, k12 / torch.where(prod > 0, prod, torch.ones_like(prod)), torch.ones_like(k12)
-        ).clamp(-1.0, 1.0)
-        theta = torch.arccos(cos)
-        e = prod / (2 * math.pi) * (torch.sin(theta) + (math.pi - theta) * cos)
-        ed = (math.pi - theta) / (2 * math.pi)
-        return e, ed
+        # arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009), written with in-place ops:
+        # e = sqrt(k11 k22) (sin t + (pi - t) cos t) / (2 pi), ed = (pi - t) / (2 pi)
+        prod = (k11 * k22).clamp_min_(0.0).sqrt_()
+        cos = torch.div(k12, prod.clamp_min(1e-300)).clamp_(-1.0, 1.0)
+        pi_minus = torch.arccos(cos).neg_().add_(math.pi)
+        sin = cos.square().neg_().add_(1.0).clamp_min_(0.0).sqrt_()
+        e = torch.addcmul(sin, pi_minus, cos).mul_(prod).mul_(1 / (2 * math.pi))
+        return e, pi_minus.mul_(1 / (2 * math.pi))
     # erf (Williams 1997)
     d = (1 + 2 * k11) * (1 + 2 * k22)
     e = (2 / math.pi) * torch.arcsin((2 * k12 / torch.sqrt(d)).clamp(-1.0, 1.0))
@@ -899,7 +901,6 @@ def analytic(
     a = x1.to(torch.float64)
     b = a if x2 is None else x2.to(torch.float64)
     d_in = a.shape[1]
-    k12 = a @ b.T / d_in
     k11 = (a * a).sum(1) / d_in
     k22 = k11 if x2 is None else (b * b).sum(1) / d_in
     ws2, bs2 = w_std**2, (b_std**2 if bias else 0.0)
@@ -909,17 +910,33 @@ def analytic(
         return ws2 if parametrization == "ntk" else float(fan_ins[layer - 1])
 
     cb = bs2 if parametrization == "ntk" else (1.0 if bias else 0.0)
-    e12, e11, e22 = k12, k11, k22
-    sig12 = ws2 * e12 + bs2
-    sig11, sig22 = ws2 * e11 + bs2, ws2 * e22 + bs2
-    theta = cw(1) * e12 + cb
-    for layer in range(2, depth + 2):
-        e12, ed12 = _dual(activation, sig12, sig11[:, None], sig22[None, :])
-        e11, _ = _dual(activation, sig11, sig11, sig11)
-        e22, _ = (e11, None) if x2 is None else _dual(activation, sig22, sig22, sig22)
-        theta = cw(layer) * e12 + cb + ws2 * ed12 * theta
-        sig12 = ws2 * e12 + bs2
-        sig11, sig22 = ws2 * e11 + bs2, ws2 * e22 + bs2
+    # variances Sigma^(l)(x, x) of every layer first (vectors), then the (x, x') recursion in
+    # blocks of rows that stay in cache (the recursion is elementwise given the variances)
+    s11, s22 = [k11 * ws2 + bs2], [k22 * ws2 + bs2]
+    for _ in range(depth):
+        e11, _ = _dual(activation, s11[-1], s11[-1], s11[-1])
+        s11.append(e11 * ws2 + bs2)
+        if x2 is not None:
+            e22, _ = _dual(activation, s22[-1], s22[-1], s22[-1])
+            s22.append(e22 * ws2 + bs2)
+    if x2 is None:
+        s22 = s11
+    n1, n2 = a.shape[0], b.shape[0]
+    nngp = torch.empty(n1, n2, dtype=torch.float64, device=a.device)
+    ntk_ = torch.empty_like(nngp)
+    rows = max(1, 32768 // max(n2, 1))
+    for r0 in range(0, n1, rows):
+        r1 = min(n1, r0 + rows)
+        k12 = a[r0:r1] @ b.T / d_in
+        sig12 = k12 * ws2 + bs2
+        theta = k12.mul_(cw(1)).add_(cb)  # k12 is not needed any more
+        for layer in range(2, depth + 2):
+            e12, ed12 = _dual(activation, sig12, s11[layer - 2][r0:r1, None], s22[layer - 2][None, :])
+            theta = ed12.mul_(theta).mul_(ws2).add_(e12, alpha=cw(layer)).add_(cb)
+            sig12 = e12.mul_(ws2).add_(bs2)
+        nngp[r0:r1] = sig12
+        ntk_[r0:r1] = theta
+    sig12, theta = nngp, ntk_
     return AnalyticNTK(
         sig12, theta, depth, activation, w_std, b_std if bias else 0.0, parametrization, widths, bias
     )
