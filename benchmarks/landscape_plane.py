@@ -5,7 +5,8 @@ Compares, with ``torch.set_num_threads(1)`` and medians over ``--repeats`` runs:
 
 * the floor: 1,681 x (one forward pass of the whole batch + the loss), a plain loop under no_grad;
 * ``lossviz.landscape.plane`` with ``workers=1`` and ``workers=2`` (threads, one core each), and with
-  ``workers=1`` but two intra-op torch threads (the other way to use both cores);
+  ``--intra-op`` also ``workers=1`` with two intra-op torch threads (the other way to use both cores;
+  OpenMP spin-waiting makes it 5-20x slower when the machine is shared);
 * loss-landscapes 3.0.6 ``random_plane`` (same model, data, 41x41 grid, filter normalisation), run in
   a separate interpreter because it is not a lossviz dependency: set ``LOSSVIZ_ANCHOR_PYTHON``
   (default ``/tmp/benchvenv/bin/python``, made with
@@ -44,12 +45,13 @@ net = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.Tanh(), torch.nn.Line
 net.load_state_dict(state)
 net.eval()
 metric = Loss(torch.nn.functional.cross_entropy, x, y)
-times = []
+times, cpu = [], []
 for _ in range(repeats):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = loss_landscapes.random_plane(net, metric, distance=1, steps=41, normalization="filter", deepcopy_model=True)
     times.append(time.perf_counter() - t0)
-print(json.dumps({"times": times, "shape": list(out.shape), "version": loss_landscapes.__name__}))
+    cpu.append(time.process_time() - c0)
+print(json.dumps({"times": times, "cpu": cpu, "shape": list(out.shape)}))
 """
 
 
@@ -64,18 +66,25 @@ def fixture():
 
 
 def median_time(fn, repeats):
+    """(median wall s, wall times, median process CPU s)."""
     fn()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), times, statistics.median(cpu)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--intra-op",
+        action="store_true",
+        help="also time workers=1 with 2 intra-op threads (slow on a busy machine)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     net, x, y = fixture()
@@ -94,11 +103,12 @@ def main(argv=None):
         rows[f"lossviz plane, workers={w}"] = median_time(
             lambda w=w: landscape.plane(net, loss_fn, (x, y), dirs, steps=41, workers=w), args.repeats
         )
-    torch.set_num_threads(2)
-    rows["lossviz plane, workers=1, 2 intra-op threads"] = median_time(
-        lambda: landscape.plane(net, loss_fn, (x, y), dirs, steps=41, workers=1), args.repeats
-    )
-    torch.set_num_threads(1)
+    if args.intra_op:
+        torch.set_num_threads(2)
+        rows["lossviz plane, workers=1, 2 intra-op threads"] = median_time(
+            lambda: landscape.plane(net, loss_fn, (x, y), dirs, steps=41, workers=1), args.repeats
+        )
+        torch.set_num_threads(1)
     anchor_py = os.environ.get("LOSSVIZ_ANCHOR_PYTHON", "/tmp/benchvenv/bin/python")
     if os.path.exists(anchor_py):
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +127,11 @@ def main(argv=None):
             )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             times = res["times"][1:]
-            rows["loss-landscapes 3.0.6 random_plane"] = (statistics.median(times), times)
+            rows["loss-landscapes 3.0.6 random_plane"] = (
+                statistics.median(times),
+                times,
+                statistics.median(res["cpu"][1:]),
+            )
     else:
         print(f"(anchor interpreter {anchor_py} not found: skipping loss-landscapes)")
     base = rows.get("loss-landscapes 3.0.6 random_plane")
@@ -126,10 +140,12 @@ def main(argv=None):
         f"# 41x41 plane, MLP 2-64-64-2 tanh, 1000 points; torch {torch.__version__}, lossviz {lossviz.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, medians of {args.repeats} runs, 1 thread"
     )
-    print(f"{'method':42s} {'median s':>9s} {'vs anchor':>10s} {'vs floor':>9s}   runs")
-    for name, (med, times) in rows.items():
+    print("# wall = elapsed time; cpu = process CPU time (all threads), which the other jobs on a shared")
+    print("# machine do not inflate; 'vs' columns are ratios of wall medians (anchor / row, row / floor)")
+    print(f"{'method':46s} {'wall s':>7s} {'cpu s':>7s} {'vs anchor':>10s} {'vs floor':>9s}   wall runs")
+    for name, (med, times, cpu) in rows.items():
         va = f"{base[0] / med:9.2f}x" if base else "      n/a"
-        print(f"{name:42s} {med:9.3f} {va:>10s} {med / fl:8.2f}x   {[round(t, 3) for t in times]}")
+        print(f"{name:46s} {med:7.3f} {cpu:7.3f} {va:>10s} {med / fl:8.2f}x   {[round(t, 3) for t in times]}")
 
 
 if __name__ == "__main__":
