@@ -255,14 +255,24 @@ class HessianOperator:
         chunks = torch.split(flat, self.numels)
         return {n: c.view(s) for n, c, s in zip(self.names, chunks, self.shapes)}
 
-    def _batch_loss(self, theta: torch.Tensor, b: int) -> torch.Tensor:
-        x, y = self.batches.batches[b]
-        return self._loss_on(theta, x, y)
+    def _leaves(self) -> list[torch.Tensor]:
+        """Fresh leaf tensors (one per selected parameter) to differentiate with respect to."""
+        return [
+            c.detach().clone().view(s).requires_grad_(True)
+            for c, s in zip(torch.split(self.theta, self.numels), self.shapes)
+        ]
 
-    def _loss_on(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean loss of one batch ``(x, y)`` at the flat parameters ``theta``."""
+    def _batch_loss(self, params, b: int) -> torch.Tensor:
+        x, y = self.batches.batches[b]
+        return self._loss_on(params, x, y)
+
+    def _loss_on(self, params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of one batch ``(x, y)`` at ``params``: a flat vector or one tensor per parameter."""
         state = dict(self._fixed)
-        state.update(self.unflatten(theta))
+        if isinstance(params, torch.Tensor):
+            state.update(self.unflatten(params))
+        else:
+            state.update(zip(self.names, params))
         # buffers are cloned per call so train-mode BatchNorm cannot accumulate statistics
         state.update({k: v.clone() for k, v in self._buffers.items()})
         with eval_mode(self.model, self.mode == "train"):
@@ -276,7 +286,7 @@ class HessianOperator:
         return loss.reshape(())
 
     def loss(self, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """Sample-weighted mean loss at ``theta`` (default: the model's parameters)."""
+        """Sample-weighted mean loss at ``theta`` (flat, or one tensor per parameter; default: the model's)."""
         theta = self.theta if theta is None else theta
         total = None
         for b, w in enumerate(self.batches.weights):
@@ -284,19 +294,29 @@ class HessianOperator:
             total = lb if total is None else total + lb
         return total
 
+    def _flat(self, parts, m: int | None = None) -> torch.Tensor:
+        """Concatenate per-parameter results (``None`` = zero) into flat rows."""
+        rows = []
+        for h, k in zip(parts, self.numels):
+            if h is None:
+                h = torch.zeros((k,) if m is None else (m, k), dtype=self.dtype, device=self.device)
+            rows.append(h.reshape(-1) if m is None else h.reshape(m, -1))
+        return torch.cat(rows, dim=-1)
+
     def gradient(self) -> torch.Tensor:
         """Gradient of the mean loss at the model's parameters (flat)."""
-        theta = self.theta.detach().requires_grad_(True)
+        leaves = self._leaves()
         with torch.enable_grad():
-            return torch.autograd.grad(self.loss(theta), theta)[0].detach()
+            g = torch.autograd.grad(self.loss(leaves), leaves, allow_unused=True)
+        return self._flat(g).detach()
 
     def _cached(self):
         if self._graph is None:
-            theta = self.theta.detach().clone().requires_grad_(True)
+            leaves = self._leaves()
             with torch.enable_grad():
-                loss = self.loss(theta)
-                g = torch.autograd.grad(loss, theta, create_graph=True)[0]
-            self._graph = (theta, g)
+                loss = self.loss(leaves)
+                g = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+            self._graph = (leaves, g)
             self._loss_value = float(loss.detach())
         return self._graph
 
@@ -339,34 +359,44 @@ class HessianOperator:
         m = V.shape[0]
         with torch.enable_grad():
             if self.cache_graph:
-                theta, g = self._cached()
-                out = self._grad_batched(g, theta, V)
+                leaves, g = self._cached()
+                out = self._hvp(g, leaves, V)
             else:
                 out = None
                 for b, w in enumerate(self.batches.weights):
-                    theta = self.theta.detach().clone().requires_grad_(True)
-                    gb = torch.autograd.grad(self._batch_loss(theta, b), theta, create_graph=True)[0]
-                    hb = self._grad_batched(gb, theta, V) * w
+                    leaves = self._leaves()
+                    gb = torch.autograd.grad(
+                        self._batch_loss(leaves, b), leaves, create_graph=True, allow_unused=True
+                    )
+                    hb = self._hvp(gb, leaves, V) * w
                     out = hb if out is None else out + hb
         self.matvecs += m
         return out.detach()
 
-    @staticmethod
-    def _grad_batched(g: torch.Tensor, theta: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        if not g.requires_grad:  # the loss is linear in theta
+    def _hvp(self, g, leaves: list[torch.Tensor], V: torch.Tensor) -> torch.Tensor:
+        """Rows ``H v`` for the rows of ``V`` by differentiating the gradient graph ``g`` again.
+
+        Per-parameter tensors (not one flat vector) keep the double-backward graph as small as
+        autograd over the module's own parameters.
+        """
+        m = V.shape[0]
+        live = [i for i, gi in enumerate(g) if gi is not None and gi.requires_grad]
+        if not live:  # the loss is at most linear in the parameters
             return torch.zeros_like(V)
-        if V.shape[0] == 1:
-            h = torch.autograd.grad(g, theta, V[0], retain_graph=True, allow_unused=True)[0]
-            return torch.zeros_like(V) if h is None else h[None]
+        outputs = [g[i] for i in live]
+        chunks = torch.split(V, self.numels, dim=1)
+        if m == 1:
+            gos = [chunks[i][0].reshape(self.shapes[i]) for i in live]
+            h = torch.autograd.grad(outputs, leaves, gos, retain_graph=True, allow_unused=True)
+            return self._flat(h)[None]
+        gos = [chunks[i].reshape(m, *self.shapes[i]) for i in live]
         try:
-            h = torch.autograd.grad(g, theta, V, retain_graph=True, is_grads_batched=True, allow_unused=True)[
-                0
-            ]
+            h = torch.autograd.grad(
+                outputs, leaves, gos, retain_graph=True, is_grads_batched=True, allow_unused=True
+            )
         except RuntimeError:  # an op without a batching rule: fall back to a loop
-            rows = [torch.autograd.grad(g, theta, v, retain_graph=True, allow_unused=True)[0] for v in V]
-            rows = [torch.zeros_like(v) if r is None else r for r, v in zip(rows, V)]
-            return torch.stack(rows)
-        return torch.zeros_like(V) if h is None else h
+            return torch.cat([self._hvp(g, leaves, V[i : i + 1]) for i in range(m)])
+        return self._flat(h, m)
 
     def to_scipy(self):
         """A :class:`scipy.sparse.linalg.LinearOperator` (float64 numpy in and out)."""
@@ -612,12 +642,17 @@ def _lanczos_extreme(
     beta: list[float] = []
     floor = 10 * torch.finfo(op.dtype).eps
 
-    def wanted(theta):
+    def wanted(theta):  # theta is in ascending order
         if which == "SA":
-            return np.argsort(theta)[:k]
+            return np.arange(min(k, len(theta)))
         if which == "LM":
-            return np.argsort(-np.abs(theta))[:k]
-        return np.argsort(-theta)[:k]
+            return np.argsort(-np.abs(theta), kind="stable")[:k]
+        return np.arange(len(theta) - 1, max(len(theta) - 1 - k, -1), -1)
+
+    def gap_estimate(theta, idx, res):
+        d = np.diff(theta)
+        gaps = np.minimum(np.r_[np.inf, d], np.r_[d, np.inf])[idx]
+        return np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
 
     theta = S = idx = None
     res = None
@@ -636,10 +671,7 @@ def _lanczos_extreme(
             if b <= floor * scale:  # invariant subspace: the Ritz pairs are exact
                 res = np.zeros(k)
                 break
-            err = res
-            if stop == "gap" and m > 1:
-                gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i])) for i in idx])
-                err = np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
+            err = gap_estimate(theta, idx, res) if stop == "gap" and m > 1 else res
             if np.all(err <= tol * np.maximum(np.abs(theta[idx]), floor * scale)):
                 break
         elif b <= floor * max(abs(a) for a in alpha):
@@ -661,10 +693,7 @@ def _lanczos_extreme(
     vecs[:, :got] = V[:m].T @ Sm
     r[:got] = res
     ok = np.zeros(k, dtype=bool)
-    err = res
-    if stop == "gap" and m > 1 and np.all(np.isfinite(res)):
-        gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i])) for i in idx])
-        err = np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
+    err = gap_estimate(theta, idx, res) if stop == "gap" and m > 1 and np.all(np.isfinite(res)) else res
     ok[:got] = err <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
     return vals, vecs, r, ok
 
@@ -1226,7 +1255,6 @@ def class_mean_gradients(
             f"`data` targets must be integer class labels of shape (n,), got {y.dtype} {tuple(y.shape)}"
         )
     classes = int(y.max()) + 1
-    theta = op.theta.detach().requires_grad_(True)
     out = torch.zeros(
         (classes, classes, op.size) if cross else (classes, op.size), dtype=op.dtype, device=op.device
     )
@@ -1237,10 +1265,10 @@ def class_mean_gradients(
                 f"`data` has no sample of class {c} (labels must be 0..K-1 with every class present)"
             )
         for c2 in range(classes) if cross else [c]:
+            leaves = op._leaves()
             with torch.enable_grad():
-                loss = op._loss_on(theta, x[m], torch.full_like(y[m], c2))
-                g = torch.autograd.grad(loss, theta, allow_unused=True)[0]
-            g = torch.zeros_like(theta) if g is None else g.detach()
+                loss = op._loss_on(leaves, x[m], torch.full_like(y[m], c2))
+                g = op._flat(torch.autograd.grad(loss, leaves, allow_unused=True)).detach()
             if cross:
                 out[c, c2] = g
             else:
