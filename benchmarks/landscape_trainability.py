@@ -63,17 +63,19 @@ def main(argv=None):
     torch.set_num_threads(1)
     rows = {}
     for w in (1, 2):
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeats):
+            c0 = time.process_time()
             res = landscape.trainability(resolution=128, steps=500, workers=w)
+            cpu.append(time.process_time() - c0)
             times.append(res.seconds)
-        rows[f"lossviz trainability, workers={w}"] = (statistics.median(times), times)
+        rows[f"lossviz trainability, workers={w}"] = (statistics.median(times), times, statistics.median(cpu))
     sub = 128 // args.baseline_fraction
+    c0 = time.process_time()
     sec, _ = plain_baseline(sub)
-    rows[f"plain einsum+autograd (x{args.baseline_fraction} from {sub} rows, 1 run)"] = (
-        sec * args.baseline_fraction,
-        [sec],
-    )
+    cpu1 = time.process_time() - c0
+    f = args.baseline_fraction
+    rows[f"plain einsum+autograd (x{f} from {sub} rows, 1 run)"] = (sec * f, [sec], cpu1 * f)
     print(
         f"# trainability 128x128 x 500 steps (float32); torch {torch.__version__}, lossviz {lossviz.__version__}, "
         f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, medians of {args.repeats} runs, 1 intra-op thread"
