@@ -426,3 +426,27 @@ def test_bad_soft_targets_and_other_arguments():
         L.robust_contrastive_loss(z, z, 0.1, rho=-1.0)
     with pytest.raises(ValueError, match="labels"):
         L.tolerance(torch.randn(4, 3), torch.tensor([0, 1, 2, 3]))
+
+
+def test_dro_optimal_temperature_is_the_minimiser():
+    g = torch.Generator().manual_seed(4)
+    a = (torch.rand(50, generator=g, dtype=torch.float64) - 1).numpy()
+    for rho in (0.05, 0.3):
+        t_star = L.dro_optimal_temperature(a, rho)
+        grid = np.geomspace(t_star / 3, t_star * 3, 2001)
+        vals = L.dro_objective(a, grid, rho)
+        assert abs(grid[vals.argmin()] / t_star - 1) < 2e-3
+        # the derivative of the robust loss wrt tau (autograd) vanishes there: rho - KL = 0
+        t = torch.tensor(t_star, dtype=torch.float64, requires_grad=True)
+        at = torch.tensor(a)
+        obj = t * (torch.logsumexp(at / t, 0) - math.log(50)) + t * rho
+        (gt,) = torch.autograd.grad(obj, t)
+        assert abs(float(gt)) < 1e-8
+    # spread-out negatives (many look-alikes) need a larger temperature than a few look-alikes
+    freq = np.r_[np.zeros(200), -np.ones(758)]
+    rare = np.r_[np.zeros(10), -np.ones(948)]
+    assert L.dro_optimal_temperature(freq, 0.1) > 1.5 * L.dro_optimal_temperature(rare, 0.1)
+    with pytest.raises(ValueError, match="rho"):
+        L.dro_optimal_temperature(a, 0.0)
+    with pytest.raises(ValueError, match="taus"):
+        L.dro_objective(a, [0.0], 0.1)

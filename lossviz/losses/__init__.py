@@ -31,6 +31,8 @@ from .classification import (
 )
 from .contrastive import (
     PenaltyDistribution,
+    dro_objective,
+    dro_optimal_temperature,
     info_nce,
     info_nce_from_similarities,
     negative_weights,
@@ -64,6 +66,8 @@ __all__ = [
     "comp_sum_bound_inverse",
     "CompSumBound",
     "crammer_singer_hinge",
+    "dro_objective",
+    "dro_optimal_temperature",
     "info_nce",
     "info_nce_from_similarities",
     "ldr_kl",

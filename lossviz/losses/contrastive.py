@@ -39,6 +39,8 @@ __all__ = [
     "uniformity",
     "tolerance",
     "robust_contrastive_loss",
+    "dro_objective",
+    "dro_optimal_temperature",
 ]
 
 
@@ -252,3 +254,52 @@ def robust_contrastive_loss(
     scaled = (a / t).masked_fill(~mask, float("-inf"))
     loss = t * (torch.logsumexp(scaled, dim=1, keepdim=True) - math.log(num_neg)) + t * rho
     return reduce(loss.squeeze(1), reduction)
+
+
+def _kl_uniform(a: np.ndarray, tau: float) -> float:
+    z = a / tau
+    z = z - z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    nz = p > 0
+    return float(np.sum(p[nz] * np.log(p[nz] * a.size)))
+
+
+def dro_objective(a: Any, taus: Any, rho: float) -> np.ndarray:
+    """The per-anchor dual ``tau log mean_j exp(a_j / tau) + tau rho`` for each ``tau`` (float64).
+
+    ``a`` are the anchor's ``s_ij - s_ip`` over its negatives. Minimising over ``tau`` gives the
+    DRO value ``max {sum_j p_j a_j : KL(p || uniform) <= rho}`` (Qiu et al. 2023).
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+    if a.size < 2 or not np.all(np.isfinite(a)):
+        raise ValueError("`a` must hold at least 2 finite values")
+    if np.any(taus <= 0) or not np.all(np.isfinite(taus)):
+        raise ValueError("`taus` must be positive and finite")
+    rho = check_float(rho, "rho", minimum=0.0)
+    z = a[None, :] / taus[:, None]
+    m = z.max(axis=1, keepdims=True)
+    lme = (m + np.log(np.mean(np.exp(z - m), axis=1, keepdims=True))).ravel()
+    return taus * lme + taus * rho
+
+
+def dro_optimal_temperature(a: Any, rho: float, *, bounds: tuple[float, float] = (1e-4, 1e4)) -> float:
+    """The minimiser over ``tau`` of :func:`dro_objective`: the root of ``KL(softmax(a/tau) || uniform) = rho``.
+
+    ``KL`` decreases in ``tau``; the root is found with scipy's ``brentq`` inside ``bounds``
+    (returns a bound when the root lies outside, e.g. ``rho`` larger than ``KL`` at the lower bound).
+    """
+    from scipy.optimize import brentq
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    if a.size < 2 or not np.all(np.isfinite(a)):
+        raise ValueError("`a` must hold at least 2 finite values")
+    rho = check_float(rho, "rho", positive=True)
+    lo, hi = (check_float(b, "bounds", positive=True) for b in bounds)
+    f = lambda t: _kl_uniform(a, t) - rho  # noqa: E731
+    if f(lo) <= 0:
+        return lo
+    if f(hi) >= 0:
+        return hi
+    return math.exp(brentq(lambda lt: f(math.exp(lt)), math.log(lo), math.log(hi), xtol=1e-12))
