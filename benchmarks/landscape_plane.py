@@ -103,6 +103,9 @@ def main(argv=None):
         rows[f"lossviz plane, workers={w}"] = median_time(
             lambda w=w: landscape.plane(net, loss_fn, (x, y), dirs, steps=41, workers=w), args.repeats
         )
+    rows["lossviz plane, engine='vmap' (chunks of 64)"] = median_time(
+        lambda: landscape.plane(net, loss_fn, (x, y), dirs, steps=41, engine="vmap"), args.repeats
+    )
     if args.intra_op:
         torch.set_num_threads(2)
         rows["lossviz plane, workers=1, 2 intra-op threads"] = median_time(

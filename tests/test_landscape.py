@@ -500,3 +500,33 @@ def test_trajectory_from_recorder_snapshots():
     assert path.coords.shape == (9, 2) and list(path.steps) == list(range(0, 41, 5))
     np.testing.assert_allclose(path.coords[-1], 0.0, atol=1e-6)
     assert path.explained_variance[0] > 0.5
+
+
+def test_plane_vmap_engine_matches_loop():
+    net = BNDropoutNet(dtype=torch.float64)
+    x, y = _data(dtype=torch.float64)
+    dirs = landscape.random_directions(net, seed=2)
+    with assert_model_unchanged(net):
+        loop = landscape.plane(
+            net,
+            F.cross_entropy,
+            (x, y),
+            dirs,
+            steps=(5, 4),
+            engine="loop",
+            metrics={"acc": landscape.accuracy},
+        )
+        vm = landscape.plane(
+            net,
+            F.cross_entropy,
+            [(x[:10], y[:10]), (x[10:], y[10:])],
+            dirs,
+            steps=(5, 4),
+            engine="vmap",
+            metrics={"acc": landscape.accuracy},
+        )
+    np.testing.assert_allclose(vm.loss, loop.loss, rtol=1e-12)
+    np.testing.assert_allclose(vm.metrics["acc"], loop.metrics["acc"], atol=1e-12)
+    assert vm.origin_loss == pytest.approx(loop.origin_loss, rel=1e-14)
+    with pytest.raises(ValueError, match="engine"):
+        landscape.plane(net, F.cross_entropy, (x, y), dirs, steps=3, engine="jit")
