@@ -692,3 +692,45 @@ def test_bad_inputs():
         ntk.gradient_flow(torch.eye(2, dtype=F64), torch.ones(2, dtype=F64), [-1.0])
     with pytest.raises(ValueError, match="non-finite"):
         ntk.empirical(net, torch.full((2, 3), float("nan"), dtype=F64))
+
+
+# ---------------------------------------------------------------- lazy/rich two-layer model
+
+
+def test_centered_two_layer_and_closed_form_gd_match_autograd():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 5, generator=g, dtype=F64) / 5**0.5
+    y = torch.randn(30, generator=g, dtype=F64)
+    net = ntk.CenteredTwoLayer(5, 40, alpha=3.0, eps=0.1, seed=1, dtype=F64)
+    assert torch.allclose(net(x), torch.zeros(30, dtype=F64))  # centred at init
+    ref = ntk.CenteredTwoLayer(5, 40, alpha=3.0, eps=0.1, seed=1, dtype=F64)
+    lr = 50.0
+    run = ntk.train_two_layer(net, x, y, lr=lr, steps=5, x_test=x[:7], y_test=y[:7], snapshot_at=[0, 5])
+    opt = torch.optim.SGD(ref.parameters(), lr=lr)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = 0.5 / 9.0 * (ref(x) - y).pow(2).mean()
+        losses.append(float(loss))
+        loss.backward()
+        opt.step()
+    assert np.allclose(run.train_loss[:5], losses, rtol=1e-10)
+    assert torch.allclose(net.layer.weight, ref.layer.weight, rtol=1e-10, atol=1e-12)
+    assert sorted(run.kernels) == [0, 5] and run.steps_run == 5 and not run.stopped_early
+    assert ntk.empirical(net, x).method == "structured"
+    # the uncentred model trained on shifted targets follows exactly the same path
+    unc = ntk.CenteredTwoLayer(5, 40, alpha=3.0, eps=0.1, seed=1, dtype=F64, center=False)
+    run2 = ntk.train_two_layer(unc, x, y + unc.initial_output(x), lr=lr, steps=5)
+    assert np.allclose(run2.train_loss, run.train_loss, rtol=1e-10)
+    assert run.drop_step("train", 1.01) == 0
+    with pytest.raises(TypeError, match="CenteredTwoLayer"):
+        ntk.train_two_layer(nn.Linear(5, 1), x, y, lr=1.0, steps=1)
+
+
+def test_empirical_works_under_no_grad():
+    net = _mlp((3, 8, 1))
+    x = torch.randn(4, 3, dtype=F64)
+    with torch.no_grad():
+        a = ntk.empirical(net, x, method="structured").kernel
+        b = ntk.empirical(net, x, method="jacobian").kernel
+    assert _rel(a, b) < 1e-10
