@@ -83,6 +83,9 @@ __all__ = [
     "PerturbedUFMResult",
     "fit_perturbed_ufm",
     "feature_extractor",
+    "train_mixup",
+    "MixupGeometry",
+    "mixup_geometry",
     "CollapseRecorder",
     "plot_metrics",
     "plot_frame",
@@ -1379,6 +1382,178 @@ def feature_extractor(
         return torch.cat(store).flatten(1)
 
     return extract
+
+
+def train_mixup(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    *,
+    loss: str = "ce",
+    mix: bool = True,
+    alpha: float = 1.0,
+    steps: int = 2000,
+    lr: float = 2e-3,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[float]:
+    """Train ``model`` **in place** full-batch with mixup (AdamW + cosine schedule), as in N03.
+
+    Every step draws a fresh mix with :func:`lossviz.losses.mixup` (one ``lambda ~ Beta(alpha,
+    alpha)`` per sample, a random partner) and minimises ``loss="ce"`` (soft-target
+    cross-entropy) or ``"mse"`` (``0.5 * ||z - t||^2`` summed over classes, mean over samples) on the
+    mixed soft targets; ``mix=False`` trains on the clean data (the no-mixup control). Like
+    :func:`lossviz.train.fit`, this changes the model's parameters on purpose; it restores
+    ``.training`` flags and leaves no ``.grad``. Returns the loss per step.
+
+    Set-up of Fisher, Meng & Papyan, "Pushing Boundaries: Mixup's Influence on Neural Collapse",
+    ICLR 2024, arXiv:2402.06171.
+    """
+    from .losses import mixup, soft_cross_entropy
+
+    check_module(model, "model")
+    x = check_tensor(x, "x", ndim=2, floating=True)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    y, _ = _check_labels(y, x.shape[0], num_classes, "y")
+    check_choice(loss, "loss", ("ce", "mse"))
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_float(lr, "lr", positive=True)
+    weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
+    losses = []
+    from tqdm.auto import tqdm
+
+    with eval_mode(model, True):
+        try:
+            for _ in tqdm(range(steps), disable=not progress, leave=False, desc=f"mixup {loss}"):
+                opt.zero_grad(set_to_none=True)
+                if mix:
+                    m = mixup(x, y, num_classes, alpha=alpha, generator=gen)
+                    xb, tb = m.x, m.targets
+                else:
+                    xb, tb = x, onehot
+                out = model(xb)
+                val = soft_cross_entropy(out, tb) if loss == "ce" else 0.5 * (out - tb).square().sum(1).mean()
+                val.backward()
+                opt.step()
+                sched.step()
+                losses.append(float(val.detach()))
+        finally:
+            for p in params:
+                p.grad = None
+    return losses
+
+
+@dataclass(frozen=True, repr=False)
+class MixupGeometry(Result):
+    r"""Where the features of cross-class mixes sit relative to the class means.
+
+    Per mix ``(i, j)`` of samples from classes ``a != b`` with weight ``lam`` on ``i``:
+    ``features`` (M, d), ``logits`` (M, K), ``class_a``, ``class_b``, ``lam``;
+    ``logit_gap`` :math:`|z_a - z_b|`; ``segment_distance`` the distance of the feature to the
+    segment :math:`[\mu_a, \mu_b]` divided by :math:`\|\mu_a-\mu_b\|`; ``radial``
+    :math:`\|h-\mu_G\|/\|(\mu_a+\mu_b)/2-\mu_G\|`. ``means`` are the class means of the clean
+    features, ``accuracy`` the clean training accuracy. Medians are properties.
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+    class_a: torch.Tensor
+    class_b: torch.Tensor
+    lam: torch.Tensor
+    logit_gap: np.ndarray
+    segment_distance: np.ndarray
+    radial: np.ndarray
+    means: torch.Tensor
+    clean_features: torch.Tensor
+    accuracy: float
+    lam_range: tuple[float, float]
+
+    @property
+    def median_gap(self) -> float:
+        return float(np.median(self.logit_gap))
+
+    @property
+    def median_segment_distance(self) -> float:
+        return float(np.median(self.segment_distance))
+
+    @property
+    def median_radial(self) -> float:
+        return float(np.median(self.radial))
+
+
+def mixup_geometry(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    layer: str | nn.Module = "head",
+    *,
+    capture: str = "input",
+    lam_range: tuple[float, float] = (0.4, 0.6),
+    num_mixes: int = 3000,
+    seed: int = 0,
+) -> MixupGeometry:
+    """Measure the features of cross-class mixes ``lam x_i + (1 - lam) x_j`` (``lam`` uniform in
+    ``lam_range``, classes of ``i`` and ``j`` different) against the clean class means.
+
+    Features are read with :func:`feature_extractor` (input of ``layer`` by default) in eval
+    mode; the model is left unchanged. Pairs are drawn with ``seed``. See :class:`MixupGeometry`.
+    """
+    check_module(model, "model")
+    x = check_tensor(x, "x", ndim=2, floating=True)
+    y, k = _check_labels(y, x.shape[0], None, "y")
+    lo, hi = (check_float(v, "lam_range[i]", minimum=0.0, maximum=1.0) for v in lam_range)
+    if not lo <= hi:
+        raise ValueError(f"`lam_range` must be (low, high) with low <= high, got {lam_range}")
+    num_mixes = check_int(num_mixes, "num_mixes", minimum=1)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    extract = feature_extractor(model, layer, capture=capture)
+    n = x.shape[0]
+    i = torch.randint(0, n, (num_mixes,), generator=gen).to(x.device)
+    j = torch.randint(0, n, (num_mixes,), generator=gen).to(x.device)
+    lam = (lo + (hi - lo) * torch.rand(num_mixes, generator=gen, dtype=_F64)).to(x.device)
+    keep = y[i] != y[j]
+    i, j, lam = i[keep], j[keep], lam[keep]
+    if not len(i):
+        raise ValueError("no cross-class pairs were drawn; are all labels equal?")
+    xm = lam[:, None].to(x.dtype) * x[i] + (1 - lam[:, None].to(x.dtype)) * x[j]
+    with eval_mode(model), torch.no_grad():
+        logits_clean = model(x)
+        logits = model(xm)
+    h = extract(x).to(_F64)
+    hm = extract(xm).to(_F64)
+    _check_counts(torch.bincount(y, minlength=k), "y")
+    means = torch.zeros(k, h.shape[1], dtype=_F64, device=h.device).index_add_(0, y, h)
+    means = means / torch.bincount(y, minlength=k).to(_F64)[:, None]
+    mu_g = means.mean(0)
+    a, b = y[i], y[j]
+    za = logits.gather(1, a[:, None]).squeeze(1)
+    zb = logits.gather(1, b[:, None]).squeeze(1)
+    ma, mb = means[a], means[b]
+    seg = mb - ma
+    t = (((hm - ma) * seg).sum(1) / seg.square().sum(1)).clamp(0.0, 1.0)
+    dist = (hm - (ma + t[:, None] * seg)).norm(dim=1) / seg.norm(dim=1)
+    radial = (hm - mu_g).norm(dim=1) / ((ma + mb) / 2 - mu_g).norm(dim=1)
+    return MixupGeometry(
+        features=hm,
+        logits=logits.detach(),
+        class_a=a,
+        class_b=b,
+        lam=lam,
+        logit_gap=(za - zb).abs().double().cpu().numpy(),
+        segment_distance=dist.cpu().numpy(),
+        radial=radial.cpu().numpy(),
+        means=means,
+        clean_features=h,
+        accuracy=float((logits_clean.argmax(1) == y).double().mean()),
+        lam_range=(lo, hi),
+    )
 
 
 @dataclass

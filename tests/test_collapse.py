@@ -466,6 +466,47 @@ def test_fit_perturbed_ufm_stationarity_and_limits():
         collapse.fit_perturbed_ufm(x, y, beta=0.0, lambda_H=0.0)
 
 
+def test_mixup_geometry_on_a_linear_map_and_model_unchanged():
+    # identity "body": the feature of a mix is the mix of the inputs; with every input at its class
+    # mean and lam = 1/2 each mix sits exactly at the midpoint of the segment between two means.
+    net = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(2, 3, dtype=F64))
+    pts = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0]], dtype=F64)
+    y = torch.arange(3).repeat(2)
+    x = pts[y]
+    with assert_model_unchanged(net):
+        g = collapse.mixup_geometry(net, x, y, "1", lam_range=(0.5, 0.5), num_mixes=200)
+    mids = (pts[g.class_a] + pts[g.class_b]) / 2
+    assert torch.allclose(g.features, mids)
+    assert np.allclose(g.segment_distance, 0.0) and np.allclose(g.radial, 1.0)
+    z = net(mids).detach()
+    gap = (z.gather(1, g.class_a[:, None]) - z.gather(1, g.class_b[:, None])).abs().squeeze(1)
+    assert np.allclose(g.logit_gap, gap.numpy())
+    bn = BNDropoutNet()
+    xb = torch.randn(30, 4)
+    yb = torch.arange(3).repeat(10)
+    with assert_model_unchanged(bn):
+        gb = collapse.mixup_geometry(bn, xb, yb, "head", num_mixes=100, seed=1)
+    assert gb.features.shape[1] == 8 and (gb.class_a != gb.class_b).all()
+    assert 0.4 <= float(gb.lam.min()) and float(gb.lam.max()) <= 0.6
+
+
+def test_train_mixup_trains_and_leaves_no_grad():
+    from lossviz import models
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(20)
+    x = 4 * torch.randn(3, 5, generator=g)[y] + torch.randn(60, 5, generator=g)
+    net = models.MLP(5, (16,), 3, seed=0)
+    net.eval()
+    losses = collapse.train_mixup(net, x, y, 3, steps=60, lr=1e-2, seed=0)
+    assert losses[-1] < losses[0]
+    assert all(p.grad is None for p in net.parameters()) and not net.training
+    base = collapse.train_mixup(
+        models.MLP(5, (16,), 3, seed=0), x, y, 3, mix=False, loss="mse", steps=60, lr=1e-2
+    )
+    assert base[-1] < base[0]
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
