@@ -545,15 +545,22 @@ def train_two_layer(
 
     from tqdm.auto import tqdm
 
+    quad = model.activation == "quadratic"
+
+    def output(xx, h):
+        if quad:  # sum_i phi(h_i) = x . sum_i w_i + (eps/2) ||h||^2: one pass over h
+            return (xx @ w.sum(0) + (0.5 * model.eps) * torch.linalg.vector_norm(h, dim=1).square()) * scale
+        return model.phi(h).sum(1) * scale
+
     t = 0
     with torch.no_grad():
         for t in tqdm(range(steps + 1), disable=not progress, leave=False, desc=f"alpha={alpha:g}"):
             h = x @ w.T
-            r = model.phi(h).sum(1) * scale - f0 - y
+            r = output(x, h) - f0 - y
             train_loss.append(float(0.5 / alpha**2 * (r * r).mean()))
             if have_test and (t % test_every == 0 or t == steps):
                 ht = x_test @ w.T
-                rt = model.phi(ht).sum(1) * scale - f0t - y_test
+                rt = output(x_test, ht) - f0t - y_test
                 test_steps.append(t)
                 test_loss.append(float(0.5 / alpha**2 * (rt * rt).mean()))
                 if (
@@ -566,8 +573,11 @@ def train_two_layer(
                 snapshot(t)
             if t == steps or (stop_at is not None and t >= stop_at):
                 break
-            grad = (r[:, None] * dphi(h)).T @ x * (1.0 / (alpha * n_units * p))
-            w.sub_(lr * grad)
+            if quad:  # (r * (1 + eps h))^T X = 1 (r^T X) + eps (r * h)^T X
+                grad = torch.addmm((r @ x).expand(n_units, -1), h.mul_(r[:, None]).T, x, alpha=model.eps)
+            else:
+                grad = (r[:, None] * dphi(h)).T @ x
+            w.sub_(grad, alpha=lr / (alpha * n_units * p))
     if t not in kernels:
         snapshot(t)
     return TwoLayerRun(
