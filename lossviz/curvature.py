@@ -1337,7 +1337,13 @@ class SharpnessTracker:
     loss_fn, data : as for :class:`HessianOperator` (usually the full training set).
     every : int
         Compute at steps divisible by ``every`` (and at the final step).
-    k, tol, seed, params, dtype, mode : as for :func:`top_eigenvalues`.
+    k, tol, seed, method, params, dtype, mode : as for :func:`top_eigenvalues` (``method="lanczos"``
+        with ``warm_start`` needs only a few products per call once the eigenvector moves slowly).
+    warm_start : bool
+        Start each call from the previous top eigenvector (default ``True``). Caveat: with
+        ``method="lanczos"`` a warm start can converge to (and correctly certify) the *previous*
+        top eigenpair when another eigenvalue overtakes it between calls; the default ``eigsh``
+        searches a 20-dimensional Krylov space and is much less exposed to that.
 
     Example
     -------
@@ -1365,6 +1371,7 @@ class SharpnessTracker:
         dtype: torch.dtype | str | None = None,
         mode: str = "eval",
         warm_start: bool = True,
+        method: str = "eigsh",
     ):
         if not callable(loss_fn):
             raise TypeError(f"`loss_fn` must be callable(outputs, targets), got {type(loss_fn).__name__}")
@@ -1378,6 +1385,7 @@ class SharpnessTracker:
         self.dtype = check_dtype(dtype, "dtype")
         self.mode = check_choice(mode, "mode", ("eval", "train"))
         self.warm_start = bool(warm_start)
+        self.method = check_choice(method, "method", ("eigsh", "lanczos"))
         self._steps: list[int] = []
         self._vals: list[np.ndarray] = []
         self._conv: list[np.ndarray] = []
@@ -1397,7 +1405,7 @@ class SharpnessTracker:
             model, self.loss_fn, self.batches, params=self.params, dtype=self.dtype, mode=self.mode
         )
         v0 = self._v0 if (self.warm_start and self._v0 is not None and self._v0.shape[0] == op.size) else None
-        r = top_eigenvalues(op, k=self.k, tol=self.tol, seed=self.seed, v0=v0)
+        r = top_eigenvalues(op, k=self.k, tol=self.tol, seed=self.seed, v0=v0, method=self.method)
         if np.isfinite(r.eigenvalues[0]):
             self._v0 = r.eigenvectors[:, 0].detach().clone()
         self._steps.append(int(step))

@@ -573,3 +573,35 @@ def test_adaptive_lanczos_gap_stop_is_accurate_and_cheaper():
     assert gap_stop.all_converged
     with pytest.raises(ValueError, match="stop"):
         curvature.top_eigenvalues(net, CE, (x, y), method="lanczos", stop="never")
+
+
+# ------------------------------------------------------------------------------------------
+# Property: the Hessian does not depend on how the data are split into batches
+# ------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=22), min_size=0, max_size=5, unique=True))
+def test_hvp_invariant_to_batch_partition(cuts):
+    net, (x, y) = _net(seed=3), _data(23, seed=4)
+    edges = [0, *sorted(cuts), 23]
+    batches = [(x[a:b], y[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    v = torch.linspace(-1, 1, 38, dtype=F64)
+    whole = curvature.hvp(net, CE, (x, y), v)
+    for cache in (True, False):
+        split = curvature.HessianOperator(net, CE, batches, cache_graph=cache).matvec(v)
+        torch.testing.assert_close(split, whole, atol=1e-12, rtol=1e-10)
+
+
+def test_sharpness_tracker_warm_start_saves_products():
+    net, (x, y) = _net(width=8), _data(40)
+    cold = curvature.SharpnessTracker(CE, (x, y), warm_start=False)
+    warm = curvature.SharpnessTracker(CE, (x, y), method="lanczos")
+    for step in range(3):
+        cold(step, net, None)
+        warm(step, net, None)
+    np.testing.assert_allclose(warm.result().sharpness, cold.result().sharpness, rtol=1e-8)
+    assert warm.result().matvecs < cold.result().matvecs
