@@ -799,7 +799,7 @@ def _contract_jj(j1, j2, output):
     return torch.einsum("iap,jbp->ijab", j1, j2)
 
 
-def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk):
+def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk, cache_bytes):
     if mode == "train":
         if x2 is not None:
             raise ValueError(
@@ -809,16 +809,43 @@ def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk):
         j, o = _jacobian(model, params, frozen, buffers, x1, mode, chunk)
         return _contract_jj(j, j, output), o
     n1 = x1.shape[0]
-    if x2 is None:
-        j1, o = _jacobian(model, params, frozen, buffers, x1, mode, chunk)
-        return _contract_jj(j1, j1, output), o
-    # chunk over rows, keep the column Jacobian (bounded by the chunk budget)
-    j2, o = _jacobian(model, params, frozen, buffers, x2, mode, chunk)
-    rows = []
-    for s in range(0, n1, chunk):
-        j1, _ = _jacobian(model, params, frozen, buffers, x1[s : s + chunk], mode, chunk)
-        rows.append(_contract_jj(j1, j2, output))
-    return torch.cat(rows), o
+    sym = x2 is None
+    xc = x1 if sym else x2
+    n2 = xc.shape[0]
+    starts1 = list(range(0, n1, chunk))
+    starts2 = list(range(0, n2, chunk))
+    # columns: keep all Jacobian blocks if they fit in ``cache_bytes``, else recompute per row block
+    j_first, o = _jacobian(model, params, frozen, buffers, xc[:chunk], mode, chunk)
+    per_sample = j_first[0].numel() * j_first.element_size()
+    keep = n2 * per_sample <= cache_bytes
+    cols = {0: j_first} if keep or len(starts2) == 1 else {}
+
+    def col(s):
+        if s in cols:
+            return cols[s]
+        j, _ = _jacobian(model, params, frozen, buffers, xc[s : s + chunk], mode, chunk)
+        if keep:
+            cols[s] = j
+        return j
+
+    kernel = None
+    for a in starts1:
+        ja = col(a) if sym else _jacobian(model, params, frozen, buffers, x1[a : a + chunk], mode, chunk)[0]
+        for b in starts2:
+            if sym and b < a:
+                continue
+            jb = ja if (sym and b == a) else col(b)
+            block = _contract_jj(ja, jb, output)
+            if kernel is None:
+                kernel = torch.empty((n1, n2) + block.shape[2:], dtype=block.dtype, device=block.device)
+            kernel[a : a + chunk, b : b + chunk] = block
+            if sym and b != a:
+                kernel[b : b + chunk, a : a + chunk] = (
+                    block.transpose(0, 1)
+                    if block.ndim == 2
+                    else (block.permute(1, 0, 3, 2) if block.ndim == 4 else block.transpose(0, 1))
+                )
+    return kernel, o
 
 
 def _check_inputs(x1, x2, dtype, device):
@@ -860,8 +887,10 @@ def empirical(
     over the trainable parameters. Two implementations, tested against each other:
 
     * ``"jacobian"``: per-sample Jacobians by ``torch.func.vmap(jacrev(...))`` over chunks of
-      inputs, contracted. Works for any per-sample model (also shared weights, convolutions...).
-      Memory is bounded by ``chunk_size`` samples' Jacobians (auto: ``max_block_bytes`` per block).
+      inputs, contracted block by block. Works for any per-sample model (shared weights,
+      convolutions...). Memory is bounded: one block holds ``chunk_size`` samples' Jacobians (auto:
+      ``max_block_bytes`` per block); column blocks are kept while they fit in
+      ``2 * max_block_bytes`` and recomputed per row block otherwise.
     * ``"structured"``: for networks whose trainable parameters all live in ``nn.Linear`` (or
       :class:`ScaledLinear`) layers applied once to ``(batch, features)`` inputs. One forward and
       ``o`` backward passes give each layer's inputs ``A`` and output gradients ``G`` w.r.t. its
@@ -946,7 +975,9 @@ def empirical(
                 chunk = max(1, min(x1.shape[0], max_block_bytes // per_sample))
             else:
                 chunk = check_int(chunk_size, "chunk_size", minimum=1)
-            kernel, o = _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk)
+            kernel, o = _jacobian_path(
+                model, params, frozen, buffers, x1, x2, output, mode, chunk, 2 * max_block_bytes
+            )
     if output == "trace_mean":
         kernel = kernel / o
     kernel = kernel.detach()

@@ -237,6 +237,10 @@ def test_chunking_does_not_change_result():
     b = ntk.empirical(net, x1, x2, method="jacobian", chunk_size=100).kernel
     c = ntk.empirical(net, x1, x2, method="jacobian", max_block_bytes=1).kernel  # 1 sample per chunk
     assert _rel(a, b) < 1e-12 and _rel(c, b) < 1e-12
+    for output in ("trace_sum", "diagonal", "full"):  # symmetric case, blocks recomputed (tiny cache)
+        ref = ntk.empirical(net, x1, output=output, method="structured").kernel
+        got = ntk.empirical(net, x1, output=output, method="jacobian", max_block_bytes=200).kernel
+        assert _rel(got, ref) < 1e-10, output
 
 
 # ---------------------------------------------------------------- analytic
