@@ -256,11 +256,12 @@ class HessianOperator:
         return {n: c.view(s) for n, c, s in zip(self.names, chunks, self.shapes)}
 
     def _leaves(self) -> list[torch.Tensor]:
-        """Fresh leaf tensors (one per selected parameter) to differentiate with respect to."""
-        return [
-            c.detach().clone().view(s).requires_grad_(True)
-            for c, s in zip(torch.split(self.theta, self.numels), self.shapes)
-        ]
+        """Fresh 1-D leaf tensors (one per selected parameter) to differentiate with respect to.
+
+        They are reshaped to the parameter shapes inside the graph, so gradients and products
+        come out flat and need no reshaping (less per-product overhead).
+        """
+        return [c.detach().clone().requires_grad_(True) for c in torch.split(self.theta, self.numels)]
 
     def _batch_loss(self, params, b: int) -> torch.Tensor:
         x, y = self.batches.batches[b]
@@ -272,7 +273,7 @@ class HessianOperator:
         if isinstance(params, torch.Tensor):
             state.update(self.unflatten(params))
         else:
-            state.update(zip(self.names, params))
+            state.update({n: p.view(sh) for n, p, sh in zip(self.names, params, self.shapes)})
         # buffers are cloned per call so train-mode BatchNorm cannot accumulate statistics
         state.update({k: v.clone() for k, v in self._buffers.items()})
         with eval_mode(self.model, self.mode == "train"):
@@ -296,6 +297,8 @@ class HessianOperator:
 
     def _flat(self, parts, m: int | None = None) -> torch.Tensor:
         """Concatenate per-parameter results (``None`` = zero) into flat rows."""
+        if m is None and all(h is not None for h in parts):
+            return torch.cat(parts)
         rows = []
         for h, k in zip(parts, self.numels):
             if h is None:
@@ -376,20 +379,22 @@ class HessianOperator:
     def _hvp(self, g, leaves: list[torch.Tensor], V: torch.Tensor) -> torch.Tensor:
         """Rows ``H v`` for the rows of ``V`` by differentiating the gradient graph ``g`` again.
 
-        Per-parameter tensors (not one flat vector) keep the double-backward graph as small as
-        autograd over the module's own parameters.
+        One flat leaf per parameter (not one flat vector for all) keeps the double-backward graph
+        as small as autograd over the module's own parameters.
         """
         m = V.shape[0]
         live = [i for i, gi in enumerate(g) if gi is not None and gi.requires_grad]
         if not live:  # the loss is at most linear in the parameters
             return torch.zeros_like(V)
-        outputs = [g[i] for i in live]
-        chunks = torch.split(V, self.numels, dim=1)
+        outputs = [g[i] for i in live] if len(live) < len(g) else list(g)
         if m == 1:
-            gos = [chunks[i][0].reshape(self.shapes[i]) for i in live]
-            h = torch.autograd.grad(outputs, leaves, gos, retain_graph=True, allow_unused=True)
-            return self._flat(h)[None]
-        gos = [chunks[i].reshape(m, *self.shapes[i]) for i in live]
+            chunks = torch.split(V[0], self.numels)
+            gos = [chunks[i] for i in live] if len(live) < len(g) else chunks
+            return self._flat(
+                torch.autograd.grad(outputs, leaves, gos, retain_graph=True, allow_unused=True)
+            )[None]
+        chunks = torch.split(V, self.numels, dim=1)
+        gos = [chunks[i] for i in live]
         try:
             h = torch.autograd.grad(
                 outputs, leaves, gos, retain_graph=True, is_grads_batched=True, allow_unused=True
@@ -635,7 +640,7 @@ def _lanczos_extreme(
     """
     n = op.size
     steps = min(n, maxiter if maxiter is not None else 300)
-    V = torch.empty(steps, n, dtype=op.dtype, device=op.device)
+    V = torch.empty(min(steps, 16), n, dtype=op.dtype, device=op.device)  # grown on demand
     q = torch.from_numpy(np.ascontiguousarray(start)).to(dtype=op.dtype, device=op.device)
     V[0] = q / q.norm()
     alpha: list[float] = []
@@ -650,17 +655,21 @@ def _lanczos_extreme(
         return np.arange(len(theta) - 1, max(len(theta) - 1 - k, -1), -1)
 
     def gap_estimate(theta, idx, res):
-        d = np.diff(theta)
-        gaps = np.minimum(np.r_[np.inf, d], np.r_[d, np.inf])[idx]
+        d = np.empty(len(theta) + 1)
+        d[0] = d[-1] = np.inf
+        d[1:-1] = np.diff(theta)
+        gaps = np.minimum(d[:-1], d[1:])[idx]
         return np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
 
     theta = S = idx = None
     res = None
     for j in range(steps):
-        w = op._matmat(V[j][None])[0]
-        alpha.append(float(torch.dot(w, V[j])))
-        w = w - V[: j + 1].T @ (V[: j + 1] @ w)
-        w = w - V[: j + 1].T @ (V[: j + 1] @ w)
+        vj = V[j : j + 1]
+        w = op._matmat(vj)[0]
+        alpha.append(float(vj[0] @ w))
+        Vj = V[: j + 1]
+        w = w - (Vj @ w) @ Vj  # full re-orthogonalisation, twice (classical Gram-Schmidt)
+        w = w - (Vj @ w) @ Vj
         b = float(w.norm())
         m = j + 1
         if m >= k:
@@ -678,6 +687,15 @@ def _lanczos_extreme(
             break
         if j + 1 < steps:
             beta.append(b)
+            if j + 1 == V.shape[0]:
+                V = torch.cat(
+                    [
+                        V,
+                        torch.empty(
+                            min(steps, 2 * V.shape[0]) - V.shape[0], n, dtype=V.dtype, device=V.device
+                        ),
+                    ]
+                )
             V[j + 1] = w / b
     m = len(alpha)
     if theta is None or len(theta) != m:  # stopped before k Ritz values existed

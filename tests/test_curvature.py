@@ -605,3 +605,12 @@ def test_sharpness_tracker_warm_start_saves_products():
         warm(step, net, None)
     np.testing.assert_allclose(warm.result().sharpness, cold.result().sharpness, rtol=1e-8)
     assert warm.result().matvecs < cold.result().matvecs
+
+
+def test_adaptive_lanczos_grows_its_basis():
+    net, (x, y) = _net(width=8), _data(40)
+    lam = torch.linalg.eigvalsh(_reference_hessian(net, CE, x, y)[0]).numpy()
+    res = curvature.top_eigenvalues(net, CE, (x, y), k=6, method="lanczos", tol=1e-11, seed=2)
+    assert res.matvecs > 16  # more steps than the first allocation of the Krylov basis
+    np.testing.assert_allclose(res.eigenvalues, lam[::-1][:6], rtol=1e-9, atol=1e-11)
+    assert res.all_converged
