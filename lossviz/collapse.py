@@ -1128,7 +1128,7 @@ def fit_ufm(
         return v
 
     opt.step(closure)
-    iterations = int(opt.state[opt._params[0]].get("n_iter", 0))
+    iterations = int(opt.state[params[0]].get("n_iter", 0))
     opt.zero_grad()
     final = objective()
     grads = torch.autograd.grad(final, params)
