@@ -217,7 +217,14 @@ def comp_sum_bound(q: float, num_classes: int, t: Any = None) -> CompSumBound:
 
 
 def comp_sum_bound_inverse(eps: Any, q: float, num_classes: int) -> np.ndarray:
-    """``Gamma_q(eps) = T_q^{-1}(eps)`` (1 beyond ``T_q(1)``), by ``scipy.optimize.brentq``."""
+    """``Gamma_q(eps) = T_q^{-1}(eps)`` (1 beyond ``T_q(1)``), by ``scipy.optimize.brentq``.
+
+    Examples
+    --------
+    >>> from lossviz.losses import comp_sum_bound_inverse
+    >>> comp_sum_bound_inverse([0.01], 1.0, 10)   # MAE: Gamma(eps) = K eps
+    array([0.1])
+    """
     q = _check_q(q)
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
@@ -263,6 +270,13 @@ def crammer_singer_hinge(
     """Crammer-Singer multi-class hinge ``max(0, max_{k != y} (z_k - z_y + margin))``.
 
     The ``tau -> 0`` limit of :func:`ldr_kl`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import crammer_singer_hinge
+    >>> float(crammer_singer_hinge(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([0])))   # 1.5 - 2 + 1
+    0.5
     """
     logits = check_logits(logits)
     targets = check_targets(targets, logits, soft=False)
@@ -326,7 +340,16 @@ def ldr_kl(
 def ldr_kl_limit(
     logits: Any, targets: Any, which: str = "zero", *, margin: float = 1.0, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Closed-form limits of :func:`ldr_kl`: ``which="zero"`` (Crammer-Singer) or ``"inf"`` (mean_k a_k)."""
+    """Closed-form limits of :func:`ldr_kl`: ``which="zero"`` (Crammer-Singer) or ``"inf"`` (mean_k a_k).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import ldr_kl_limit
+    >>> z, y = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
+    >>> float(ldr_kl_limit(z, y, "inf")), float(ldr_kl_limit(z, y, "zero"))
+    (-1.0, 0.0)
+    """
     if which == "zero":
         return crammer_singer_hinge(logits, targets, margin=margin, reduction=reduction)
     if which != "inf":
@@ -404,6 +427,14 @@ def aldr_kl(
     Returns ``lambda_i LDR(a_i; lambda_i) - alpha log K / (2 tau0) (lambda_i - tau0)^2``; the
     temperatures are treated as constants in the backward pass (envelope theorem at the
     stationary point).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import aldr_kl
+    >>> z = torch.randn(8, 5, dtype=torch.float64)
+    >>> aldr_kl(z, torch.arange(8) % 5, tau0=1.0, alpha=2.0, reduction="none").shape
+    torch.Size([8])
     """
     reduction = check_reduction(reduction)
     lam = aldr_kl_lambdas(logits, targets, tau0, alpha=alpha, margin=margin, normalize=normalize, iters=iters)
@@ -423,7 +454,15 @@ def _check_ab(a: Any, b: Any) -> tuple[float, float]:
 
 
 def z_scores(logits: Any) -> torch.Tensor:
-    """Row-wise standardised logits ``(z - mean_k z) / std_k z`` (population std; 0 for constant rows)."""
+    """Row-wise standardised logits ``(z - mean_k z) / std_k z`` (population std; 0 for constant rows).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import z_scores
+    >>> z_scores(torch.tensor([[1.0, 2.0, 3.0]]))
+    tensor([[-1.2247,  0.0000,  1.2247]])
+    """
     logits = check_logits(logits)
     cd = compute_dtype(logits.dtype)
     z = logits.to(cd)
@@ -453,6 +492,14 @@ def z_loss(
     ``a > 0`` sets the sharpness and ``b`` the target standardised score; since
     ``z_y <= sqrt(K - 1)``, a ``b`` beyond ``sqrt(K - 1)`` never lets the loss saturate.
     The paper tunes ``a`` and ``b`` per task; our defaults ``a = 1, b = 2`` are a neutral choice.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import z_loss
+    >>> z, y = torch.randn(4, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
+    >>> bool(torch.allclose(z_loss(z, y), z_loss(7 * z + 3, y)))   # shift and scale invariant
+    True
     """
     logits = check_logits(logits)
     targets = check_targets(targets, logits, soft=False)
@@ -523,6 +570,16 @@ def z_loss_spherical(
     ----------
     h : (n, d) features; weight : (K, d) (as ``nn.Linear.weight``); targets : (n,)
     bias : (K,) or None; stats : precomputed :class:`SphericalStats` (else computed here)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import spherical_stats, z_loss, z_loss_spherical
+    >>> W, h = torch.randn(1000, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
+    >>> y = torch.tensor([1, 20, 300, 999])
+    >>> stats = spherical_stats(W)   # once per weight matrix
+    >>> bool(torch.allclose(z_loss_spherical(h, W, y, stats=stats), z_loss(h @ W.T, y)))
+    True
     """
     h = check_tensor(h, "h", ndim=2, floating=True)
     # no O(K d) finiteness scan of W here: the cost must not grow with K (spherical_stats checks it)

@@ -88,6 +88,14 @@ def info_nce_from_similarities(
     ``dL/ds_ij = P_ij / tau`` for negatives ``j`` and ``dL/ds_ip = -(1 - P_ip) / tau`` for the
     positive, with ``P = softmax(s_i / tau)``: negatives are penalised in proportion to
     ``exp(s_ij / tau)``, see :func:`negative_weights`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import info_nce_from_similarities
+    >>> s = torch.tensor([[1.0, 0.0, 0.0]])
+    >>> round(float(info_nce_from_similarities(s, torch.tensor([0]), tau=1.0)), 4)   # log(e + 2) - 1
+    0.5514
     """
     sim = check_tensor(similarities, "similarities", ndim=2, floating=True, finite=False)
     if bool(torch.isnan(sim).any()) or bool((sim == float("inf")).any()):
@@ -134,6 +142,13 @@ def negative_weights(similarities: Any, tau: float, *, dim: int = -1) -> torch.T
     relative penalty ``|dL/ds_j| / |dL/ds_pos|`` of Wang & Liu (2021), a softmax with temperature:
     small ``tau`` concentrates the penalty on the hardest (most similar) negatives, large ``tau``
     spreads it uniformly.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import negative_weights
+    >>> negative_weights(torch.tensor([0.9, 0.0, -0.9]), tau=0.1).argmax().item()   # the hardest
+    0
     """
     s = check_tensor(similarities, "similarities", floating=True)
     tau = check_temperature(tau)
@@ -159,6 +174,13 @@ def penalty_distribution(taus: Any, similarities: Any = None) -> PenaltyDistribu
 
     ``similarities`` defaults to 201 evenly spaced values in [-1, 1] (cosine similarities).
     Cheap enough for live widgets (microseconds per temperature).
+
+    Examples
+    --------
+    >>> from lossviz.losses import penalty_distribution
+    >>> pd = penalty_distribution([0.05, 1.0])
+    >>> bool(pd.entropy[0] < pd.entropy[1])
+    True
     """
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     if taus.ndim != 1 or not np.all(np.isfinite(taus)) or np.any(taus <= 0):
@@ -179,6 +201,13 @@ def uniformity(z: Any, *, t: float = 2.0, normalize: bool = True) -> float:
     """Uniformity of Wang & Isola (2020): ``log mean_{i<j} exp(-t ||z_i - z_j||^2)`` (lower = more uniform).
 
     Computed in float64 over all pairs of rows of ``z`` (L2-normalised first by default).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import uniformity
+    >>> uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))   # antipodal: log exp(-2 * 4)
+    -8.0
     """
     z = check_tensor(z, "z", ndim=2, floating=True)
     if z.shape[0] < 2:
@@ -195,6 +224,13 @@ def tolerance(z: Any, labels: Any, *, normalize: bool = True) -> float:
     """Tolerance of Wang & Liu (2021): mean cosine similarity of pairs ``i != j`` with the same label.
 
     High tolerance = semantically similar samples stay close (float64).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import tolerance
+    >>> tolerance(torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]), torch.tensor([0, 0, 1])) > 0.99
+    True
     """
     z = check_tensor(z, "z", ndim=2, floating=True)
     labels = check_labels(labels, "labels", n=z.shape[0])
@@ -237,6 +273,16 @@ def robust_contrastive_loss(
     ----------
     z1, z2 : (N, d) two views; tau : (N,) positive temperatures (or one float)
     rho : DRO radius (KL budget) >= 0
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import robust_contrastive_loss
+    >>> z1, z2 = torch.randn(6, 4), torch.randn(6, 4)
+    >>> tau = torch.full((6,), 0.5, requires_grad=True)
+    >>> robust_contrastive_loss(z1, z2, tau, rho=0.1).backward()
+    >>> tau.grad.shape   # (rho - KL) per sample, averaged over its two anchors
+    torch.Size([6])
     """
     z1, z2 = _check_views(z1, z2)
     n = z1.shape[0]
@@ -289,6 +335,15 @@ def dro_optimal_temperature(a: Any, rho: float, *, bounds: tuple[float, float] =
 
     ``KL`` decreases in ``tau``; the root is found with scipy's ``brentq`` inside ``bounds``
     (returns a bound when the root lies outside, e.g. ``rho`` larger than ``KL`` at the lower bound).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossviz.losses import dro_optimal_temperature
+    >>> many = np.r_[np.zeros(200), -np.ones(758)]   # many look-alike negatives
+    >>> few = np.r_[np.zeros(10), -np.ones(948)]
+    >>> dro_optimal_temperature(many, 0.1) > dro_optimal_temperature(few, 0.1)
+    True
     """
     from scipy.optimize import brentq
 
