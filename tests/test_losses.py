@@ -450,3 +450,15 @@ def test_dro_optimal_temperature_is_the_minimiser():
         L.dro_optimal_temperature(a, 0.0)
     with pytest.raises(ValueError, match="taus"):
         L.dro_objective(a, [0.0], 0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(sorted(LOSSES)))
+def test_relabelling_classes_changes_no_loss(seed, name):
+    z, y = _data(n=6, k=5, seed=seed)
+    perm = torch.randperm(5, generator=torch.Generator().manual_seed(seed))
+    inv = torch.argsort(perm)
+    # column j of the permuted logits is old class perm[j]; old label c moves to column inv[c]
+    base = LOSSES[name](z, y, reduction="none")
+    moved = LOSSES[name](z[:, perm], inv[y], reduction="none")
+    torch.testing.assert_close(moved, base, rtol=1e-10, atol=1e-10)
