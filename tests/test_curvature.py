@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from lossviz import curvature
@@ -578,9 +580,6 @@ def test_adaptive_lanczos_gap_stop_is_accurate_and_cheaper():
 # ------------------------------------------------------------------------------------------
 # Property: the Hessian does not depend on how the data are split into batches
 # ------------------------------------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=15, deadline=None)
