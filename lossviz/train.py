@@ -22,6 +22,7 @@ batch at the current parameters. So ``history.loss[t]`` is the loss after ``t`` 
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,15 @@ def accuracy(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], float]:
     return metric
 
 
+def _accepts_final(cb) -> bool:
+    """Whether a callback takes the ``final=`` keyword (set on the last step of training)."""
+    try:
+        params = inspect.signature(cb).parameters
+    except (TypeError, ValueError):
+        return False
+    return "final" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
@@ -211,6 +221,7 @@ def fit(
         Learning-rate schedule over the total number of steps.
     regularizer : callable(model) -> scalar, added to the loss (e.g. a feature penalty)
     callbacks : callables ``cb(step, model, loss, history)``; returning ``True`` stops training.
+        A callback that accepts a ``final`` keyword gets ``final=True`` on the last step.
     divergence_threshold : float
         Stop and set ``history.diverged`` once the loss is non-finite or above this.
     """
@@ -256,12 +267,14 @@ def fit(
                     idx = perm[i * bs : (i + 1) * bs]
                     yield x[idx], y[idx]
 
+    wants_final = [_accepts_final(cb) for cb in callbacks]
+
     def run_callbacks(step, loss_value, final=False):
         stop = False
-        for cb in callbacks:
+        for cb, takes_final in zip(callbacks, wants_final):
             out = (
                 cb(step, model, loss_value, history, final=final)
-                if isinstance(cb, Recorder)
+                if takes_final
                 else cb(step, model, loss_value, history)
             )
             stop = stop or out is True

@@ -110,3 +110,16 @@ def test_recorder_bad_input():
         train.Recorder(metrics={"a": 3})
     with pytest.raises(ValueError, match="every"):
         train.Recorder(every=0)
+
+
+def test_callbacks_accepting_final_see_the_last_step():
+    x, y, net = _problem()
+    seen = []
+
+    def cb(step, model, loss, history, final=False):
+        seen.append((step, final))
+
+    train.fit(
+        net, F.cross_entropy, (x, y), steps=3, lr=0.1, progress=False, callbacks=[cb, lambda s, m, l, h: None]
+    )
+    assert seen == [(0, False), (1, False), (2, False), (3, True)]
