@@ -269,9 +269,11 @@ def fit(
 
     wants_final = [_accepts_final(cb) for cb in callbacks]
 
-    def run_callbacks(step, loss_value, final=False):
+    def run_callbacks(step, loss_value, final=False, only_final=False):
         stop = False
         for cb, takes_final in zip(callbacks, wants_final):
+            if only_final and not takes_final:
+                continue
             out = (
                 cb(step, model, loss_value, history, final=final)
                 if takes_final
@@ -310,8 +312,9 @@ def fit(
                 break
             if run_callbacks(step, value, final=final):
                 history.stopped_early = True
-                # make sure Recorders capture the stopping step
-                run_callbacks(step, value, final=True)
+                # callbacks that take `final` (Recorders) see the stopping step as the last one;
+                # plain callbacks were already called for this step and are not called twice
+                run_callbacks(step, value, final=True, only_final=True)
                 break
             if final:
                 break

@@ -123,3 +123,17 @@ def test_callbacks_accepting_final_see_the_last_step():
         net, F.cross_entropy, (x, y), steps=3, lr=0.1, progress=False, callbacks=[cb, lambda s, m, l, h: None]
     )
     assert seen == [(0, False), (1, False), (2, False), (3, True)]
+
+
+def test_early_stop_calls_plain_callbacks_once_per_step():
+    x, y, net = _problem()
+    steps = []
+    rec = train.Recorder(every=100, metrics={"acc": train.accuracy(x, y)})
+
+    def stopper(step, model, loss, history):
+        steps.append(step)
+        return step >= 4
+
+    hist = train.fit(net, F.cross_entropy, (x, y), steps=50, lr=0.1, progress=False, callbacks=[stopper, rec])
+    assert steps == [0, 1, 2, 3, 4]
+    assert hist.steps("acc") == [0, 4], "the Recorder still records the stopping step"
