@@ -494,6 +494,7 @@ def train_two_layer(
     snapshot_at: Sequence[int] = (),
     stop_test_fraction: float | None = None,
     patience: int = 0,
+    snapshot_test_fraction: float | None = None,
     progress: bool = False,
 ) -> TwoLayerRun:
     """Full-batch gradient descent on ``(1 / (2 alpha^2)) mean((f(x) - y)^2)`` for :class:`CenteredTwoLayer`.
@@ -503,7 +504,8 @@ def train_two_layer(
     model; a unit test checks it against autograd), the initial function ``f_0`` being computed
     once. ``snapshot_at`` steps store the empirical NTK on ``x`` and the feature matrix (the
     final step is always included). ``stop_test_fraction``: stop ``patience`` steps after the
-    test loss first falls below that fraction of its initial value.
+    test loss first falls below that fraction of its initial value. ``snapshot_test_fraction``:
+    also take a snapshot at that moment (e.g. 0.5: at the test-loss drop, the grokking time).
     """
     if not isinstance(model, CenteredTwoLayer):
         raise TypeError(f"`model` must be a CenteredTwoLayer, got {type(model).__name__}")
@@ -520,8 +522,9 @@ def train_two_layer(
     if have_test:
         x_test = check_tensor(x_test, "x_test", ndim=2, floating=True).to(dtype=dtype, device=device)
         y_test = check_tensor(y_test, "y_test", ndim=1, floating=True).to(dtype=dtype, device=device)
-    if stop_test_fraction is not None and not have_test:
-        raise ValueError("`stop_test_fraction` needs `x_test` and `y_test`")
+    if (stop_test_fraction is not None or snapshot_test_fraction is not None) and not have_test:
+        raise ValueError("`stop_test_fraction` and `snapshot_test_fraction` need `x_test` and `y_test`")
+    snap_drop_done = False
     alpha, n_units, p = model.alpha, model.width, x.shape[0]
     scale = alpha / n_units
     w = model.layer.weight
@@ -569,6 +572,13 @@ def train_two_layer(
                     and test_loss[-1] < stop_test_fraction * test_loss[0]
                 ):
                     stop_at = t + patience
+                if (
+                    not snap_drop_done
+                    and snapshot_test_fraction is not None
+                    and test_loss[-1] < snapshot_test_fraction * test_loss[0]
+                ):
+                    snaps.add(t)
+                    snap_drop_done = True
             if t in snaps:
                 snapshot(t)
             if t == steps or (stop_at is not None and t >= stop_at):

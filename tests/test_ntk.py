@@ -727,6 +727,17 @@ def test_centered_two_layer_and_closed_form_gd_match_autograd():
     run2 = ntk.train_two_layer(unc, x, y + unc.initial_output(x), lr=lr, steps=5)
     assert np.allclose(run2.train_loss, run.train_loss, rtol=1e-10)
     assert run.drop_step("train", 1.01) == 0
+    run3 = ntk.train_two_layer(
+        ntk.CenteredTwoLayer(5, 40, alpha=3.0, seed=1, dtype=F64),
+        x,
+        y,
+        lr=lr,
+        steps=5,
+        x_test=x[:7],
+        y_test=y[:7],
+        snapshot_test_fraction=0.999,
+    )
+    assert run3.drop_step("test", 0.999) in run3.kernels and 5 in run3.kernels
     with pytest.raises(TypeError, match="CenteredTwoLayer"):
         ntk.train_two_layer(nn.Linear(5, 1), x, y, lr=1.0, steps=1)
 
