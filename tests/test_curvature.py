@@ -360,15 +360,16 @@ def test_sharpness_tracker_with_fit():
     tracker = curvature.SharpnessTracker(CE, (x, y), every=5, k=2, seed=0)
     hist = train.fit(net, CE, (x, y), steps=12, lr=0.5, callbacks=[tracker], progress=False)
     res = tracker.result()
-    assert res.steps.tolist() == [0, 5, 10]
-    assert res.eigenvalues.shape == (3, 2)
+    # every 5 steps and at the final step (fit passes final=True to callbacks that accept it)
+    assert res.steps.tolist() == [0, 5, 10, 12]
+    assert res.eigenvalues.shape == (4, 2)
     assert res.converged.all()
-    assert hist.steps("sharpness") == [0, 5, 10]
+    assert hist.steps("sharpness") == [0, 5, 10, 12]
     assert hist.values("sharpness") == pytest.approx(res.sharpness.tolist())
     assert res.matvecs > 0
     # the recorded value is the top eigenvalue at that step: check the last one by replaying
     net2 = _net(width=8)
-    train.fit(net2, CE, (x, y), steps=10, lr=0.5, progress=False)
+    train.fit(net2, CE, (x, y), steps=12, lr=0.5, progress=False)
     lam = torch.linalg.eigvalsh(curvature.exact_hessian(net2, CE, (x, y)).matrix)
     assert res.sharpness[-1] == pytest.approx(float(lam[-1]), rel=1e-8)
     fig = curvature.plot_sharpness(res, lr=0.5)
