@@ -34,7 +34,15 @@ from torch import nn
 from ._model import collate
 from ._validate import check_choice, check_float, check_int, check_module
 
-__all__ = ["fit", "History", "Recorder", "accuracy", "Callback"]
+__all__ = [
+    "fit",
+    "History",
+    "Recorder",
+    "accuracy",
+    "Callback",
+    "gradient_weight_cosine",
+    "orthogonal_gradient_",
+]
 
 Callback = Callable[[int, nn.Module, float, "History"], Any]
 
@@ -199,6 +207,7 @@ def fit(
     weight_decay: float = 0.0,
     schedule: str | None = None,
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    grad_hook: Callable[[int, nn.Module, History], Any] | None = None,
     callbacks: Sequence[Callback] = (),
     divergence_threshold: float = math.inf,
     seed: int = 0,
@@ -220,6 +229,9 @@ def fit(
     schedule : ``None`` | ``"cosine"``
         Learning-rate schedule over the total number of steps.
     regularizer : callable(model) -> scalar, added to the loss (e.g. a feature penalty)
+    grad_hook : callable(step, model, history), optional
+        Called after ``backward()`` and before the optimiser step: may read or change the
+        gradients (e.g. :func:`orthogonal_gradient_`) and record into ``history``.
     callbacks : callables ``cb(step, model, loss, history)``; returning ``True`` stops training.
         A callback that accepts a ``final`` keyword gets ``final=True`` on the last step.
     divergence_threshold : float
@@ -242,6 +254,8 @@ def fit(
         else check_int(epochs, "epochs", minimum=0) * per_epoch
     )
     lr = check_float(lr, "lr", minimum=0.0)
+    if grad_hook is not None and not callable(grad_hook):
+        raise TypeError("`grad_hook` must be callable(step, model, history)")
     check_float(momentum, "momentum", minimum=0.0)
     check_float(weight_decay, "weight_decay", minimum=0.0)
     if schedule is not None:
@@ -319,6 +333,8 @@ def fit(
             if final:
                 break
             loss.backward()
+            if grad_hook is not None:
+                grad_hook(step, model, history)
             opt.step()
             if sched is not None:
                 sched.step()
@@ -334,3 +350,55 @@ def fit(
                 if not had:
                     p.grad = None
     return history
+
+
+def _flat_grad_and_weights(params) -> tuple[torch.Tensor, torch.Tensor, list[torch.nn.Parameter]]:
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        raise ValueError("`params` have no gradients: call backward() first")
+    g = torch.cat([p.grad.reshape(-1) for p in params])
+    w = torch.cat([p.detach().reshape(-1) for p in params])
+    return g, w, params
+
+
+def gradient_weight_cosine(params) -> float:
+    """``cos(-grad, w)`` over all ``params`` (with ``.grad`` set).
+
+    Near 1 the gradient mostly rescales the weights: the "naive loss minimisation" direction of
+    Prieto, Barsbey, Mediano and Birdal, *Grokking at the Edge of Numerical Stability* (ICLR 2025,
+    arXiv:2501.04697), which grows the logits without changing the predictions.
+    """
+    g, w, _ = _flat_grad_and_weights(list(params))
+    return _cosine(-g, w)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    denom = a.norm() * b.norm()
+    return float((a @ b) / denom) if denom > 0 else 0.0
+
+
+def orthogonal_gradient_(params) -> float:
+    """⊥Grad, in place: remove from the gradient its component along the weights.
+
+    ``g <- g - (g . w / w . w) w`` over the concatenation of all ``params`` (Prieto et al. 2025,
+    arXiv:2501.04697, Section 5): the update can no longer just scale the weights up, which is what
+    drives softmax collapse. Use it as a :func:`fit` ``grad_hook``. Returns ``cos(-g, w)`` before
+    the projection.
+
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
+    >>> w.grad = torch.tensor([-3.0, 0.0], dtype=torch.float64)
+    >>> round(orthogonal_gradient_([w]), 3)
+    0.6
+    >>> abs(float(w.grad @ w.detach())) < 1e-5
+    True
+    """
+    g, w, params = _flat_grad_and_weights(list(params))
+    cos = _cosine(-g, w)
+    ww = w @ w
+    if ww > 0:
+        coef = (g @ w) / ww
+        with torch.no_grad():
+            for p in params:
+                p.grad -= coef * p.detach()
+    return cos

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lossviz.models import MLP, UFM, DeepLinear
+from lossviz.models import MLP, UFM, DeepLinear, PairEmbeddingMLP
 
 
 def test_mlp_shapes_and_features():
@@ -66,3 +66,24 @@ def test_ufm():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_pair_embedding_mlp_equals_mlp_on_one_hot():
+    from lossviz.data import modular_arithmetic
+
+    idx = modular_arithmetic(7, encoding="index", seed=1)
+    hot = modular_arithmetic(7, encoding="onehot", seed=1, dtype=torch.float64)
+    assert torch.equal(idx.train.y, hot.train.y)
+    fast = PairEmbeddingMLP(7, 16, 7, seed=3, dtype=torch.float64)
+    ref = MLP(14, (16,), 7, bias=False, seed=3, dtype=torch.float64)
+    assert torch.equal(fast.embed, ref.layers[0].weight.T)
+    out_fast, out_ref = fast(idx.train.x), ref(hot.train.x)
+    assert torch.allclose(out_fast, out_ref, atol=1e-12)
+    torch.nn.functional.cross_entropy(out_fast, idx.train.y).backward()
+    torch.nn.functional.cross_entropy(out_ref, hot.train.y).backward()
+    assert torch.allclose(fast.embed.grad, ref.layers[0].weight.grad.T, atol=1e-12)
+    assert torch.allclose(fast.head.weight.grad, ref.head.weight.grad, atol=1e-12)
+    with pytest.raises(ValueError, match="pairs"):
+        fast(torch.tensor([[0, 7]]))
+    with pytest.raises(TypeError, match="pairs"):
+        fast(torch.zeros(3, 2))

@@ -137,3 +137,24 @@ def test_early_stop_calls_plain_callbacks_once_per_step():
     hist = train.fit(net, F.cross_entropy, (x, y), steps=50, lr=0.1, progress=False, callbacks=[stopper, rec])
     assert steps == [0, 1, 2, 3, 4]
     assert hist.steps("acc") == [0, 4], "the Recorder still records the stopping step"
+
+
+def test_grad_hook_and_orthogonal_gradient():
+    x, y, net = _problem()
+    cosines = []
+
+    def hook(step, model, history):
+        cosines.append(train.orthogonal_gradient_(model.parameters()))
+        g = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+        w = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        assert abs(float(g @ w)) <= 1e-5 * float(g.norm() * w.norm()), "gradient must be orthogonal to w"
+        history.record("cos", step, cosines[-1])
+
+    hist = train.fit(net, F.cross_entropy, (x, y), steps=5, lr=0.1, progress=False, grad_hook=hook)
+    assert len(cosines) == 5 and hist.steps("cos") == [0, 1, 2, 3, 4]
+    assert all(-1 <= c <= 1 for c in cosines)
+    # plain SGD with a projected gradient keeps ||w|| from growing to first order
+    with pytest.raises(TypeError, match="grad_hook"):
+        train.fit(net, F.cross_entropy, (x, y), steps=1, progress=False, grad_hook=3)
+    with pytest.raises(ValueError, match="backward"):
+        train.gradient_weight_cosine([torch.nn.Parameter(torch.ones(2))])
