@@ -47,6 +47,7 @@ __all__ = [
     "scrub_slider",
     "static_copy",
     "frames_figure",
+    "panel_frames",
 ]
 
 
@@ -349,6 +350,12 @@ def frames_figure(
         names.append(name)
         frames.append(go.Frame(data=traces, name=name))
     fig = go.Figure(data=frames[active].data, frames=frames)
+    fig.update_layout(**(layout or {}))
+    return _add_frame_slider(fig, names, label, active)
+
+
+def _add_frame_slider(fig, names: list[str], label: str, active: int):
+    """Add a plotly slider whose steps jump to the frames called ``names``."""
     steps = [
         {
             "method": "animate",
@@ -367,7 +374,58 @@ def frames_figure(
     fig.update_layout(
         sliders=[
             {"active": active, "currentvalue": {"prefix": f"{label} = "}, "steps": steps, "pad": {"t": 30}}
-        ],
-        **(layout or {}),
+        ]
     )
     return fig
+
+
+def panel_frames(
+    panel: Panel, control: str | None = None, values: Sequence | None = None, *, fmt: str = "{:.3g}"
+):
+    """The kernel-free twin of a :class:`Panel`: one plotly frame per value of one control.
+
+    For every value (default: the options of a ``SelectionSlider``, e.g. :func:`scrub_slider`
+    over a cached :class:`Sweep`) the panel's ``compute`` runs with that value and its updates are
+    applied to a static copy of the figure; the result is a ``go.Figure`` with a built-in slider
+    over those frames, so rendered pages (``make site``) keep the interaction. The panel and its
+    figure are not changed. Needs a panel whose ``compute`` returns plotly figure updates.
+    """
+    import plotly.graph_objects as go
+
+    if not isinstance(panel, Panel):
+        raise TypeError(f"`panel` must be a lossviz.widgets.Panel, got {type(panel).__name__}")
+    if panel.figure is None or not hasattr(panel.figure, "to_dict"):
+        raise TypeError("`panel` has no plotly figure to export")
+    if control is None:
+        if len(panel.controls) != 1:
+            raise ValueError(f"`control` must name one of {sorted(panel.controls)}")
+        control = next(iter(panel.controls))
+    if control not in panel.controls:
+        raise ValueError(f"`control` must be one of {sorted(panel.controls)}, got {control!r}")
+    widget = panel.controls[control]
+    if values is None:
+        options = getattr(widget, "options", None)
+        if not options:
+            raise ValueError("`values` is needed unless the control is a selection widget with options")
+        values = [o[1] if isinstance(o, tuple) else o for o in options]
+    values = list(values)
+    if not values:
+        raise ValueError("`values` must not be empty")
+    base_values = panel.values
+    names, frames = [], []
+    for v in values:
+        updates = panel.compute(**{**base_values, control: v})
+        if not isinstance(updates, Mapping):
+            raise TypeError("`panel.compute` must return plotly figure updates to export frames")
+        fig = go.Figure(panel.figure.to_dict())
+        _apply_updates(fig, updates)
+        name = fmt.format(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+        names.append(name)
+        layout = updates.get("layout")
+        frames.append(go.Frame(data=fig.data, name=name, layout=layout))
+    current = base_values[control]
+    active = next((i for i, v in enumerate(values) if v == current), 0)
+    out = go.Figure(panel.figure.to_dict())
+    _apply_updates(out, panel.compute(**{**base_values, control: values[active]}))
+    out.frames = frames
+    return _add_frame_slider(out, names, getattr(widget, "description", "") or control, active)

@@ -136,3 +136,28 @@ def test_frames_figure_has_one_frame_per_value():
         widgets.frames_figure(sw, lambda v, r: [go.Scatter(y=r)] * int(v))
     with pytest.raises(TypeError, match="sweep"):
         widgets.frames_figure([1, 2], lambda v, r: [])
+
+
+def test_panel_frames_exports_every_cached_value_without_touching_the_panel():
+    x = np.linspace(0, 1, 5)
+    sw = widgets.sweep(lambda v: x * v, [1.0, 2.0, 3.0], progress=False)
+    fig = go.FigureWidget([go.Scatter(x=x, y=x, name="curve")])
+    panel = widgets.Panel(
+        {"v": widgets.scrub_slider(sw, "v", 2.0)},
+        lambda v: {"curve": {"y": sw[v]}, "layout": {"title": f"v={v}"}},
+        fig,
+    )
+    out = widgets.panel_frames(panel)
+    assert [f.name for f in out.frames] == ["1", "2", "3"]
+    assert list(out.frames[2].data[0].y) == list(x * 3)
+    assert out.frames[0].layout.title.text == "v=1.0"
+    assert out.layout.sliders[0].active == 1 and list(out.data[0].y) == list(x * 2)
+    assert panel.controls["v"].value == 2.0 and list(fig.data[0].y) == list(x * 2) and panel.calls == 1
+    with pytest.raises(ValueError, match="values"):
+        widgets.panel_frames(
+            widgets.Panel({"t": widgets.log_slider("t", 0.1, 10)}, lambda t: {"curve": {"y": x * t}}, fig)
+        )
+    log_panel = widgets.Panel({"t": widgets.log_slider("t", 0.1, 10)}, lambda t: {"curve": {"y": x * t}}, fig)
+    assert len(widgets.panel_frames(log_panel, values=[0.1, 1.0, 10.0]).frames) == 3
+    with pytest.raises(TypeError, match="plotly"):
+        widgets.panel_frames(widgets.Panel({"t": W.FloatSlider()}, lambda t: None))
