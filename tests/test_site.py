@@ -28,6 +28,9 @@ def test_site_renders_interactive_plotly_and_index(tmp_path):
     assert build_site.main([str(nb), "--out", str(out), "--jobs", "1"]) == 0
     page = (out / "demo.html").read_text()
     assert "Plotly.newPlot" in page, "plotly figure must stay interactive (plotly.js call in the HTML)"
+    assert "addFrames" in page and "animate" in page, (
+        "a scrubbed sweep must be exported with its frames and slider"
+    )
     index = (out / "index.html").read_text()
     assert "00_start_here.html" in index and ".ipynb)" not in index
 
