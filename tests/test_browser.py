@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ._jupyter import running_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "browser"
@@ -62,12 +60,6 @@ BAD_TEXT = ("Error displaying widget", "model not found")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the visible notebook
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on a free port with a token, serving a COPY of notebooks/.
@@ -80,54 +72,14 @@ def lab(tmp_path_factory):
     shutil.copytree(
         ROOT / "notebooks", served / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints")
     )
-    port, token = _free_port(), "lossviz-browser-test"
-    log = open(tmp / "server.log", "w+")  # noqa: SIM115 - closed in the finally below
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        f"--port={port}",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={served}",
-    ]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
     settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}'
     )
-    env = {
-        **os.environ,
-        "LOSSVIZ_QUICK": "1",
-        "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
-        "OMP_NUM_THREADS": "1",
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-    }
-    proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    log.seek(0)
-                    pytest.fail("JupyterLab did not start:\n" + log.read()[-3000:])
-                time.sleep(0.5)
-        yield {"base": base, "token": token, "log": log}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = {"LOSSVIZ_QUICK": "1", "OMP_NUM_THREADS": "1", "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings")}
+    with running_lab(served, tmp, [f"--ServerApp.root_dir={served}"], env) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
