@@ -94,6 +94,7 @@ __all__ = [
 
 _F64 = torch.float64
 _CACHE_BYTES = 256 * 2**20  # nc_metrics keeps float64 copies of the chunks up to this size
+_BLOCK_ROWS = 1024  # rows per block of nc_metrics' element-wise pass (fits in L2/L3)
 _GLOBAL_MEANS = ("unweighted", "weighted")
 
 
@@ -522,17 +523,15 @@ def nc_metrics(
         if tuple(logits.shape) != (n, k):
             raise ValueError(f"`logits` must have shape (N, K) = ({n}, {k}), got {tuple(logits.shape)}")
 
-    # pass 1: counts, class sums and squared norms (float64; finite input <=> finite sums)
+    # pass 1: counts and class sums (float64; finite input <=> finite sums)
     counts = torch.bincount(labels, minlength=k)
     _check_counts(counts)
     sums = torch.zeros(k, d, dtype=_F64, device=dev)
-    sqnorm = torch.empty(n, dtype=_F64, device=dev)
     cache: list[torch.Tensor] = []
     keep_cache = n * d * 8 <= _CACHE_BYTES and features.dtype != _F64
     for sl in _chunks(n, batch_size):
         h = features[sl].detach().to(_F64)
         sums.index_add_(0, labels[sl], h)
-        sqnorm[sl] = torch.linalg.vector_norm(h, dim=1).square()
         if keep_cache:
             cache.append(h)
     if not bool(torch.isfinite(sums).all()):
@@ -550,35 +549,38 @@ def nc_metrics(
     r = min(int(keep.sum()), k - 1)
     q = vh[:r].T / ev[:r].sqrt()  # (d, r): ||x^T q||^2 = x^T Sb^+ x for x in span(Sb)
 
-    # pass 2: one matrix product per chunk gives projections, mean inner products and logits.
-    # ||h - mu_y||^2 = ||h||^2 - 2 h.mu_y + ||mu_y||^2 and (h - mu_y)^T q = h^T q - mu_y^T q.
-    blocks = [q, means.T] + ([w.T] if (w is not None and logits is None) else [])
+    # pass 2: one matrix product per chunk gives projections, centred-mean inner products and
+    # logits. Everything is centred on mu_g first and the within-class residual h - mu_y is formed
+    # explicitly, so a large common offset (features shifted far from the origin) cannot cancel
+    # digits: ||h||^2 - 2 h.mu_y + ||mu_y||^2 would lose (||h|| / ||h - mu_y||)^2 in relative error.
+    blocks = [q, c.T] + ([w.T] if (w is not None and logits is None) else [])
     basis = torch.cat(blocks, dim=1)
-    mq = means @ q
-    mean_sq = means.square().sum(1)
+    cq = c @ q
+    c_sq = c.square().sum(1)
+    logit_offset = None
+    if w is not None and logits is None:
+        logit_offset = mu_g @ w.T + (0.0 if b is None else b)
     proj_sq = torch.zeros((), dtype=_F64, device=dev)
     class_sq = torch.zeros(k, dtype=_F64, device=dev)
     mismatch = correct = ncc_correct = 0
     for i, sl in enumerate(_chunks(n, batch_size)):
-        h = cache[i] if keep_cache else features[sl].detach().to(_F64)
-        y = labels[sl]
-        z = h @ basis
-        if r:
-            proj_sq += (z[:, :r] - mq[y]).square().sum()
-        hm = z[:, r : r + k]
-        res_sq = (sqnorm[sl] - 2.0 * hm.gather(1, y[:, None]).squeeze(1) + mean_sq[y]).clamp_min(0.0)
-        class_sq.index_add_(0, y, res_sq)
-        ncc = (mean_sq[None, :] - 2.0 * hm).argmin(1)
-        ncc_correct += int((ncc == y).sum())
-        if logits is not None or w is not None:
-            zl = (
-                logits[sl].detach().to(_F64)
-                if logits is not None
-                else z[:, r + k :] + (0.0 if b is None else b)
-            )
-            pred = zl.argmax(1)
-            mismatch += int((pred != ncc).sum())
-            correct += int((pred == y).sum())
+        chunk = cache[i] if keep_cache else features[sl].detach().to(_F64)
+        # the element-wise work runs on cache-sized blocks: 2-5x faster than on 16k-row chunks
+        for j in range(0, chunk.shape[0], _BLOCK_ROWS):
+            h = chunk[j : j + _BLOCK_ROWS] - mu_g  # a fresh tensor: safe to modify below
+            y = labels[sl][j : j + _BLOCK_ROWS]
+            z = h @ basis
+            if r:
+                proj_sq += (z[:, :r] - cq[y]).square().sum()
+            ncc = (c_sq[None, :] - 2.0 * z[:, r : r + k]).argmin(1)
+            ncc_correct += int((ncc == y).sum())
+            class_sq.index_add_(0, y, torch.linalg.vector_norm(h.sub_(c[y]), dim=1).square())
+            if logits is not None or w is not None:
+                rows = slice(sl.start + j, sl.start + j + h.shape[0])
+                zl = logits[rows].detach().to(_F64) if logits is not None else z[:, r + k :] + logit_offset
+                pred = zl.argmax(1)
+                mismatch += int((pred != ncc).sum())
+                correct += int((pred == y).sum())
     del cache
 
     nc1 = float(proj_sq) / n / k
