@@ -8,7 +8,10 @@ for reference values.
 Targets
 -------
 1. ``curvature.top_eigenvalues(k=1)`` reaches relative error <= 1e-4 against the exact top
-   eigenvalue in no more wall time than PyHessian 0.1 needs for its own default
+   eigenvalue in no more wall time than PyHessian 0.1 needs for its own default. The judged row is
+   the *certified* stop (``method="lanczos", tol=1e-4``: residual <= 1e-4 theta, which bounds the
+   error rigorously); the cheaper a-posteriori ``stop="gap"`` rows are reported, not judged, because
+   the gap estimate is not a bound (at ``tol=1e-4`` it ended 2 of 400 seeds at 1.08e-4)
    (``hessian(...).eigenvalues()``: power iteration, maxIter=100, relative tol 1e-3).
    PyHessian is installed in a separate venv (``--anchor-venv``, default /tmp/benchvenv, made
    with ``python3 -m venv /tmp/benchvenv && /tmp/benchvenv/bin/pip install torch==2.13.0
@@ -21,7 +24,7 @@ Targets
    ``torch.autograd.grad(grads, params, v, retain_graph=True)``), the graph's construction not
    counted for the baseline but counted for Hutch++.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/curvature_bench.py [--repeats 7]``. Prints medians
+Run: ``OMP_NUM_THREADS=1 python benchmarks/curvature_bench.py [--repeats 31]``. Prints medians
 over the repeats (one thread), the ratios and PASS/FAIL per target; with ``--strict`` it exits 1 when a
 target is missed (``make bench`` runs it without, so one missed target does not stop the other benchmarks).
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import platform
 import sys
@@ -156,7 +160,7 @@ def pyhessian_package(ph, model, x, y, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("--anchor-venv", default=os.environ.get("LOSSVIZ_ANCHOR_VENV", "/tmp/benchvenv"))
     ap.add_argument("--hutchpp-matvecs", type=int, default=75)
     ap.add_argument(
@@ -187,12 +191,15 @@ def main():
     )
 
     # -- 1. top eigenvalue ---------------------------------------------------------------------------
-    configs = {
-        "lossviz top_eigenvalues, method='lanczos', tol=1e-4, stop='gap' (estimate r^2/gap <= 1e-4 theta)": dict(
-            method="lanczos", tol=1e-4, stop="gap"
-        ),
+    configs = {  # the first entry is the judged one
         "lossviz top_eigenvalues, method='lanczos', tol=1e-4 (certified: residual <= 1e-4 theta)": dict(
             method="lanczos", tol=1e-4
+        ),
+        "lossviz top_eigenvalues, method='lanczos', tol=5e-5, stop='gap' (estimate r^2/gap <= 5e-5 theta)": dict(
+            method="lanczos", tol=5e-5, stop="gap"
+        ),
+        "lossviz top_eigenvalues, method='lanczos', tol=1e-4, stop='gap' (estimate r^2/gap <= 1e-4 theta)": dict(
+            method="lanczos", tol=1e-4, stop="gap"
         ),
         "lossviz top_eigenvalues, method='lanczos', default tol (6e-6)": dict(method="lanczos"),
         "lossviz top_eigenvalues, method='eigsh' (default), default tol": dict(),
@@ -204,36 +211,40 @@ def main():
     if ph is None:
         print(f"note: {why}; the baseline is the in-process re-implementation of PyHessian's default")
 
-    def run_ours(r):
-        for name, kw in configs.items():
-            t0 = time.perf_counter()
-            res = curvature.top_eigenvalues(net, CE, (x, y), k=1, seed=r, **kw)
-            ours[name][0].append(time.perf_counter() - t0)
-            ours[name][1].append(abs(res.eigenvalues[0] - lam_max) / lam_max)
-            ours[name][2].append(res.matvecs)
-            ours[name][3].append(bool(res.all_converged))
+    def run_ours(r, name):
+        kw = configs[name]
+        t0 = time.perf_counter()
+        res = curvature.top_eigenvalues(net, CE, (x, y), k=1, seed=r, **kw)
+        ours[name][0].append(time.perf_counter() - t0)
+        ours[name][1].append(abs(res.eigenvalues[0] - lam_max) / lam_max)
+        ours[name][2].append(res.matvecs)
+        ours[name][3].append(bool(res.all_converged))
 
-    def run_anchor(r):
+    def run_reimplementation(r):
         t0 = time.perf_counter()
         ev, n = pyhessian_default_reimplementation(net, x, y, seed=r)
         base_t.append(time.perf_counter() - t0)
         base_err.append(abs(ev - lam_max) / lam_max)
         base_mv.append(n)
-        if ph is not None:
-            m = as_sequential(net)
-            t0 = time.perf_counter()
-            ev, n = pyhessian_package(ph, m, x, y, seed=r)
-            pkg_t.append(time.perf_counter() - t0)
-            pkg_err.append(abs(ev - lam_max) / lam_max)
-            pkg_mv.append(n)
 
-    for r in range(R):  # interleaved, alternating order: the machine's load drifts
-        if r % 2 == 0:
-            run_ours(r)
-            run_anchor(r)
-        else:
-            run_anchor(r)
-            run_ours(r)
+    def run_package(r):
+        m = as_sequential(net)
+        t0 = time.perf_counter()
+        ev, n = pyhessian_package(ph, m, x, y, seed=r)
+        pkg_t.append(time.perf_counter() - t0)
+        pkg_err.append(abs(ev - lam_max) / lam_max)
+        pkg_mv.append(n)
+
+    # Every repeat runs every method once, in a freshly shuffled order: the first call after a
+    # switch of method runs ~5-10% slower on this machine (caches, allocator), and a fixed order
+    # would hand that penalty to the same method every time. Ratios are paired within a repeat.
+    tasks = [functools.partial(run_ours, name=name) for name in configs] + [run_reimplementation]
+    if ph is not None:
+        tasks.append(run_package)
+    order_rng = np.random.default_rng(12345)
+    for r in range(R):
+        for i in order_rng.permutation(len(tasks)):
+            tasks[i](r)
     rows = [(name, t, e, m) for name, (t, e, m, _) in ours.items()]
     rows.append(("PyHessian 0.1 default, re-implemented (deepcopy timed too)", base_t, base_err, base_mv))
     if ph is not None:

@@ -42,7 +42,8 @@ def eval_mode(model: nn.Module, mode: bool = False) -> Iterator[nn.Module]:
     """Temporarily set ``model.train(mode)``; restore every submodule's own flag afterwards."""
     flags = [(m, m.training) for m in model.modules()]
     try:
-        model.train(mode)
+        if any(flag != mode for _, flag in flags):  # the recursive train() is skipped when a no-op
+            model.train(mode)
         yield model
     finally:
         for m, flag in flags:
