@@ -567,8 +567,9 @@ def nc_metrics(
         chunk = cache[i] if keep_cache else features[sl].detach().to(_F64)
         # the element-wise work runs on cache-sized blocks: 2-5x faster than on 16k-row chunks
         for j in range(0, chunk.shape[0], _BLOCK_ROWS):
+            rows = slice(sl.start + j, min(sl.stop, sl.start + j + _BLOCK_ROWS))
             h = chunk[j : j + _BLOCK_ROWS] - mu_g  # a fresh tensor: safe to modify below
-            y = labels[sl][j : j + _BLOCK_ROWS]
+            y = labels[rows]
             z = h @ basis
             if r:
                 proj_sq += (z[:, :r] - cq[y]).square().sum()
@@ -576,7 +577,6 @@ def nc_metrics(
             ncc_correct += int((ncc == y).sum())
             class_sq.index_add_(0, y, torch.linalg.vector_norm(h.sub_(c[y]), dim=1).square())
             if logits is not None or w is not None:
-                rows = slice(sl.start + j, sl.start + j + h.shape[0])
                 zl = logits[rows].detach().to(_F64) if logits is not None else z[:, r + k :] + logit_offset
                 pred = zl.argmax(1)
                 mismatch += int((pred != ncc).sum())

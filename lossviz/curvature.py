@@ -336,7 +336,7 @@ class HessianOperator:
             # one flat buffer with parameter-shaped views: a product copies its vector in once
             # instead of splitting and viewing it per parameter
             self._vin = torch.empty(self.size, dtype=self.dtype, device=self.device)
-            self._vin_views = [c.view(s) for c, s in zip(torch.split(self._vin, self.numels), self.shapes)]
+            self._vin_views = list(self.unflatten(self._vin).values())
         return self._graph
 
     # -- products -----------------------------------------------------------------------------
@@ -408,7 +408,7 @@ class HessianOperator:
                 chunks = self._vin_views
                 self._vin.copy_(V[0])
             else:
-                chunks = [c.view(s) for c, s in zip(torch.split(V[0], self.numels), self.shapes)]
+                chunks = list(self.unflatten(V[0]).values())
             gos = [chunks[i] for i in live] if len(live) < len(g) else chunks
             return self._flat(
                 torch.autograd.grad(outputs, leaves, gos, retain_graph=True, allow_unused=True)
@@ -682,12 +682,21 @@ def _lanczos_extreme(
             return np.argsort(-np.abs(theta), kind="stable")[:k]
         return np.arange(len(theta) - 1, max(len(theta) - 1 - k, -1), -1)
 
-    def gap_estimate(theta, idx, res):
-        d = np.empty(len(theta) + 1)
-        d[0] = d[-1] = np.inf
-        d[1:-1] = np.diff(theta)
-        gaps = np.minimum(d[:-1], d[1:])[idx]
-        return np.minimum(res, res**2 / np.maximum(gaps, 1e-300))
+    def estimates(theta, idx, res) -> list[float]:
+        """Error estimate per wanted pair: ``r`` or, with ``stop="gap"``, ``min(r, r^2 / gap)``.
+
+        Plain floats: it runs once per product, and numpy calls on these tiny arrays cost more
+        than the arithmetic (measured in situ, benchmarks/curvature.md).
+        """
+        if stop != "gap" or len(theta) < 2:
+            return res.tolist()
+        th, out = theta.tolist(), []
+        for i, r_i in zip(idx.tolist(), res.tolist()):
+            gap = min(
+                th[i] - th[i - 1] if i > 0 else math.inf, th[i + 1] - th[i] if i + 1 < len(th) else math.inf
+            )
+            out.append(min(r_i, r_i * r_i / max(gap, 1e-300)))
+        return out
 
     theta = S = idx = None
     res = None
@@ -710,20 +719,11 @@ def _lanczos_extreme(
                 break
             idx = wanted(theta)
             res = b * np.abs(S[-1, idx])
-            # the stop test in plain floats: it runs once per product, and numpy calls on these
-            # tiny arrays cost more than the arithmetic (measured in situ, benchmarks/curvature.md)
             th = theta.tolist()
-            converged = True
-            for i, r_i in zip(idx.tolist(), res.tolist()):
-                e_i = r_i
-                if stop == "gap" and m > 1:
-                    gap = min(
-                        th[i] - th[i - 1] if i > 0 else math.inf, th[i + 1] - th[i] if i + 1 < m else math.inf
-                    )
-                    e_i = min(r_i, r_i * r_i / max(gap, 1e-300))
-                if e_i > tol * max(abs(th[i]), floor * scale):
-                    converged = False
-                    break
+            converged = all(
+                e_i <= tol * max(abs(th[i]), floor * scale)
+                for i, e_i in zip(idx.tolist(), estimates(theta, idx, res))
+            )
             if converged:
                 break
         elif b <= floor * max(abs(a) for a in alpha):
@@ -754,7 +754,7 @@ def _lanczos_extreme(
     vecs[:, :got] = V[:m].T @ Sm
     r[:got] = res
     ok = np.zeros(k, dtype=bool)
-    err = gap_estimate(theta, idx, res) if stop == "gap" and m > 1 and np.all(np.isfinite(res)) else res
+    err = np.array(estimates(theta, idx, res))
     ok[:got] = err <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
     return vals, vecs, r, ok
 
