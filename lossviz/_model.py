@@ -32,7 +32,10 @@ __all__ = [
     "train_mode_batchnorm",
     "Batches",
     "collate",
-    "functional_loss",
+    "BatchLoss",
+    "loss_scalar",
+    "batch_value",
+    "mean_loss",
     "model_dtype_device",
 ]
 
@@ -222,37 +225,84 @@ def collate(data, name: str = "data") -> Batches:
     return Batches(tuple(items), tuple(sizes))
 
 
-def functional_loss(
+class BatchLoss:
+    """A loss that sees the model and the whole batch: ``fn(model, (inputs, targets)) -> scalar``.
+
+    Made by :func:`lossviz.train.batch_loss`. Use it for objectives that are not
+    ``loss_fn(outputs, targets)``: two views of each sample (contrastive), per-sample temperatures
+    looked up by sample index, regularised or physics-informed losses. ``targets`` may be any
+    per-sample tensor (labels, a second view, sample indices).
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]):
+        if not callable(fn):
+            raise TypeError(f"`fn` must be callable(model, batch) -> scalar, got {type(fn).__name__}")
+        self.fn = fn
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        return self.fn(model, batch)
+
+    def __repr__(self) -> str:
+        return f"BatchLoss({getattr(self.fn, '__name__', repr(self.fn))})"
+
+
+def loss_scalar(value, name: str = "loss_fn") -> torch.Tensor:
+    """The one scalar check: ``value`` as a 0-dim tensor, or a ``ValueError`` naming ``name``."""
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ValueError(
+            f"`{name}` must return a scalar tensor (a mean over the batch), got "
+            + (f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__)
+        )
+    return value.reshape(())
+
+
+def batch_value(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, state=None) -> torch.Tensor:
+    """``loss_fn`` on one batch, as a checked scalar.
+
+    ``state`` (parameters and buffers by name) evaluates the model functionally instead of with
+    its own tensors; the model itself is never changed.
+    """
+    if isinstance(loss_fn, BatchLoss):
+        if state is None:
+            return loss_scalar(loss_fn(model, (x, y)))
+        with torch.nn.utils.stateless._reparametrize_module(model, state):
+            return loss_scalar(loss_fn(model, (x, y)))
+    out = model(x) if state is None else torch.func.functional_call(model, state, (x,))
+    return loss_scalar(loss_fn(out, y))
+
+
+def mean_loss(
     model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn,
     batches: Batches,
-    params: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor] | None = None,
     buffers: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Sample-weighted mean loss of ``model`` with ``params`` over ``batches``.
+    r"""The one loss evaluator: the sample-weighted mean of ``loss_fn`` over ``batches``.
 
-    ``loss_fn(outputs, targets)`` must return a scalar mean loss for a batch; it is checked.
+    .. math:: L = \sum_b \frac{n_b}{N}\, \ell_b, \qquad \ell_b = \text{loss\_fn}(f(x_b), y_b)
+
+    so the result equals the loss on all data at once whatever the batch sizes (for mean
+    reductions). ``loss_fn(outputs, targets)`` must return a scalar mean over the batch (checked);
+    a :class:`BatchLoss` is called as ``fn(model, (x, y))``. With ``params`` the model is evaluated
+    functionally with those tensors (and ``buffers``, default its own); without, with its own.
     The model must already be in the mode wanted (see :func:`eval_mode`).
     """
-    state = dict(params)
-    if buffers is None:
-        buffers = buffers_of(model)
-    state.update(buffers)
+    state = None
+    if params is not None:
+        state = dict(params)
+        state.update(buffers_of(model) if buffers is None else buffers)
     total = None
     for (x, y), w in zip(batches.batches, batches.weights):
-        out = torch.func.functional_call(model, state, (x,))
-        loss = loss_fn(out, y)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(
-                "`loss_fn` must return a scalar tensor (a mean over the batch), got "
-                + (f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__)
-            )
-        loss = loss.reshape(())
+        loss = batch_value(model, loss_fn, x, y, state)
         total = loss * w if total is None else total + loss * w
     return total
 
 
 def check_model_and_loss(model, loss_fn) -> None:
+    """``model`` an ``nn.Module`` with parameters and ``loss_fn`` callable (else a clear error)."""
     check_module(model, "model")
     if not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable loss_fn(outputs, targets), got {type(loss_fn).__name__}")

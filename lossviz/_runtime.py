@@ -103,7 +103,9 @@ def _env_bool(name: str, value: str) -> bool:
     raise ValueError(f"environment variable {name}={value!r} must be one of 1/0/true/false/yes/no")
 
 
-def notebook_params(seed: int = 0, quick: bool = True, *, verbose: bool = True) -> NotebookParams:
+def notebook_params(
+    seed: int = 0, quick: bool = True, *, threads: int | None = 1, verbose: bool = True
+) -> NotebookParams:
     """Apply ``LOSSVIZ_SEED`` / ``LOSSVIZ_QUICK`` to a notebook's ``parameters`` cell and seed.
 
     Call it right after the papermill-style ``parameters`` cell::
@@ -113,6 +115,11 @@ def notebook_params(seed: int = 0, quick: bool = True, *, verbose: bool = True) 
     Environment variables win over the cell's values, so the test-suite and ``make site`` can run
     every notebook in quick mode with other seeds without editing it. All random generators are
     seeded with the resulting seed.
+
+    On the CPU, torch's intra-op threads are set to ``threads`` (default 1): the notebooks' toy
+    models are small, and several intra-op threads spin on tiny operations (on a loaded 2-core
+    machine a step can take 10x longer). ``threads=None`` leaves torch's setting alone; on a GPU
+    nothing is changed. Create data and models on the returned ``DEVICE``.
     """
     seed = check_int(seed, "seed", minimum=0)
     if not isinstance(quick, (bool, np.bool_)):
@@ -127,8 +134,12 @@ def notebook_params(seed: int = 0, quick: bool = True, *, verbose: bool = True) 
     env_quick = os.environ.get("LOSSVIZ_QUICK")
     if env_quick is not None:
         quick = _env_bool("LOSSVIZ_QUICK", env_quick)
+    if threads is not None:
+        threads = check_int(threads, "threads", minimum=1)
     seed_everything(seed)
     dev = device()
+    if dev.type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
     params = NotebookParams(seed=seed, quick=bool(quick), device=dev)
     if verbose:
         print(f"lossviz: seed={seed} quick={bool(quick)} device={dev}")

@@ -20,7 +20,7 @@ from torch import nn
 
 from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
 
-__all__ = ["MLP", "PairEmbeddingMLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation"]
+__all__ = ["MLP", "PairEmbeddingMLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation", "Erf"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -31,11 +31,26 @@ ACTIVATIONS = {
     "softplus": nn.Softplus,
     "elu": nn.ELU,
     "silu": nn.SiLU,
+    "erf": None,  # filled below: torch has no Erf module
+    "linear": nn.Identity,
 }
 
 
+class Erf(nn.Module):
+    """``torch.erf`` as a module (the activation with a closed-form infinite-width kernel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.erf(x)
+
+
+ACTIVATIONS["erf"] = Erf
+
+
 def activation(name: str) -> nn.Module:
-    """An activation module by name (one of :data:`ACTIVATIONS`)."""
+    """An activation module by name: the package's one table, :data:`ACTIVATIONS`.
+
+    ``"identity"`` and ``"linear"`` are the same map; ``"erf"`` is :class:`Erf`.
+    """
     check_choice(name, "activation", tuple(ACTIVATIONS))
     return ACTIVATIONS[name]()
 

@@ -31,20 +31,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._model import collate
+from ._model import BatchLoss, batch_value, collate, eval_mode, loss_scalar
 from ._validate import check_choice, check_float, check_int, check_module
 
 __all__ = [
     "fit",
     "History",
-    "Recorder",
-    "accuracy",
     "Callback",
+    "Recorder",
+    "run_callbacks",
+    "batch_loss",
+    "accuracy",
     "gradient_weight_cosine",
     "orthogonal_gradient_",
 ]
-
-Callback = Callable[[int, nn.Module, float, "History"], Any]
 
 
 @dataclass
@@ -89,15 +89,81 @@ class History:
         return max(len(self.loss) - 1, 0)
 
 
-class Recorder:
-    """Callback that records metrics, parameters and features at chosen steps.
+class Callback:
+    """The one callback contract of lossviz: when to act (``every``/``at``/``final``) and what.
+
+    A training loop (:func:`fit`, or a special solver through :func:`run_callbacks`) calls
+    ``cb(step, model, loss, history, final=...)`` at step 0 (the initialisation) and after every
+    update; the last step of training, also when a callback or divergence stops it early, is
+    always offered with ``final=True``. The callback acts, by calling :meth:`on_step`, when
+
+    * ``step`` is in ``at``, or
+    * ``every`` is set and ``step % every == 0``, or
+    * ``final=True`` and the callback was built with ``final=True`` (the default),
+
+    and never twice for one step. So a 7-step run with ``every=5`` acts at steps 0, 5 and 7.
+    :meth:`on_step` returning ``True`` stops training. Subclasses override :meth:`on_step` (and
+    usually offer ``result()``); ``every`` and ``at`` both ``None`` means every step.
 
     Parameters
     ----------
     every : int, optional
-        Record every ``every`` steps (always including step 0 and the last step).
+        Act every ``every`` steps (>= 1).
     at : iterable of int, optional
-        Record exactly at these steps (in addition to ``every``), e.g. ``[0, 1, 2, 4, 8]``.
+        Act exactly at these steps (>= 0), in addition to ``every``.
+    final : bool
+        Act at the final step (default ``True``).
+
+    Examples
+    --------
+    >>> class Count(Callback):
+    ...     def on_step(self, step, model, loss, history):
+    ...         self.seen.append(step)
+    >>> cb = Count(every=5); cb.seen = []
+    >>> for t in range(8):
+    ...     _ = cb(t, None, 0.0, None, final=(t == 7))
+    >>> cb.seen
+    [0, 5, 7]
+    """
+
+    def __init__(self, every: int | None = None, *, at: Iterable[int] | None = None, final: bool = True):
+        if every is None and at is None:
+            every = 1
+        self.every = None if every is None else check_int(every, "every", minimum=1)
+        self.at = frozenset() if at is None else frozenset(check_int(s, "at[i]", minimum=0) for s in at)
+        if not isinstance(final, bool):
+            raise TypeError(f"`final` must be a bool, got {final!r}")
+        self.final = final
+        self.last_step: int | None = None
+
+    def wants(self, step: int, final: bool = False) -> bool:
+        """Whether the callback acts at ``step`` (see the class docstring)."""
+        return (
+            step in self.at
+            or (self.every is not None and step % self.every == 0)
+            or (bool(final) and self.final)
+        )
+
+    def __call__(
+        self, step: int, model: nn.Module, loss: float, history: History | None, final: bool = False
+    ):
+        if not self.wants(step, final) or self.last_step == step:
+            return None
+        self.last_step = step
+        return self.on_step(step, model, loss, history)
+
+    def on_step(self, step: int, model: nn.Module, loss: float, history: History | None):
+        """Act at ``step``; return ``True`` to stop training. Subclasses override this."""
+        raise NotImplementedError
+
+
+class Recorder(Callback):
+    """Callback that records metrics, parameters and features at chosen steps.
+
+    Parameters
+    ----------
+    every, at, final
+        When to record (see :class:`Callback`; the final step is always recorded by default).
     metrics : mapping name -> callable(model) -> number or tensor
         Evaluated under ``torch.no_grad()`` in eval mode (the model's mode is restored).
     parameters : bool
@@ -111,14 +177,12 @@ class Recorder:
         every: int | None = None,
         *,
         at: Iterable[int] | None = None,
+        final: bool = True,
         metrics: Mapping[str, Callable[[nn.Module], Any]] | None = None,
         parameters: bool = False,
         features: Callable[[nn.Module], torch.Tensor] | None = None,
     ):
-        if every is None and at is None:
-            every = 1
-        self.every = None if every is None else check_int(every, "every", minimum=1)
-        self.at = set() if at is None else {check_int(s, "at[i]", minimum=0) for s in at}
+        super().__init__(every, at=at, final=final)
         self.metrics = dict(metrics or {})
         for k, fn in self.metrics.items():
             if not callable(fn):
@@ -127,57 +191,111 @@ class Recorder:
         if features is not None and not callable(features):
             raise TypeError("`features` must be callable(model) -> tensor")
         self.features = features
-        self.last_step: int | None = None
 
-    def wants(self, step: int, final: bool = False) -> bool:
-        return step in self.at or (self.every is not None and (step % self.every == 0 or final))
-
-    def __call__(self, step: int, model: nn.Module, loss: float, history: History, final: bool = False):
-        if not self.wants(step, final) or self.last_step == step:
-            return None
-        self.last_step = step
-        flags = [(m, m.training) for m in model.modules()]
-        model.eval()
-        try:
-            with torch.no_grad():
-                for name, fn in self.metrics.items():
-                    value = fn(model)
-                    if isinstance(value, torch.Tensor):
-                        value = value.item() if value.numel() == 1 else value.detach().clone()
-                    history.record(name, step, value)
-                if self.parameters:
-                    history.record(
-                        "parameters", step, {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    )
-                if self.features is not None:
-                    history.record("features", step, self.features(model).detach().clone())
-        finally:
-            for m, flag in flags:
-                m.training = flag
+    def on_step(self, step: int, model: nn.Module, loss: float, history: History | None):
+        if history is None:
+            raise ValueError("`history` is required: Recorder writes into the training History")
+        with eval_mode(model), torch.no_grad():
+            for name, fn in self.metrics.items():
+                value = fn(model)
+                if isinstance(value, torch.Tensor):
+                    value = value.item() if value.numel() == 1 else value.detach().clone()
+                history.record(name, step, value)
+            if self.parameters:
+                history.record(
+                    "parameters", step, {k: v.detach().clone() for k, v in model.state_dict().items()}
+                )
+            if self.features is not None:
+                history.record("features", step, self.features(model).detach().clone())
         return None
 
 
 def accuracy(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], float]:
-    """A metric for :class:`Recorder`: classification accuracy of ``model(x)`` against ``y``."""
+    """A metric for :class:`Recorder`: classification accuracy of ``model(x)`` against ``y``.
+
+    One output column is read as a logit (positive = class 1); several as class scores (argmax).
+    The returned ``metric(model)`` evaluates in eval mode under ``no_grad`` and restores the
+    model's modes, so it changes no BatchNorm statistics and draws no random numbers.
+    """
 
     def metric(model: nn.Module) -> float:
-        out = model(x)
+        with eval_mode(model), torch.no_grad():
+            out = model(x)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"`model` must return a tensor of scores, got {type(out).__name__}")
         if out.ndim == 1 or out.shape[-1] == 1:
             pred = (out.reshape(-1) > 0).long()
         else:
             pred = out.argmax(-1)
-        return (pred == y).float().mean().item()
+        return (pred == y.to(pred.device)).float().mean().item()
 
     return metric
 
 
+def batch_loss(fn: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]) -> BatchLoss:
+    """Mark ``fn(model, (inputs, targets)) -> scalar`` as a loss that sees the model and the batch.
+
+    For :func:`fit` (and every lossviz function taking ``loss_fn``) when the objective is not
+    ``loss_fn(outputs, targets)``: two views per sample, per-sample temperatures looked up by
+    sample index, or a regularised objective.
+
+    >>> import torch
+    >>> from lossviz import train
+    >>> two_view = train.batch_loss(lambda m, b: (m(b[0]) - m(b[1])).square().mean())
+    >>> x1, x2 = torch.randn(8, 3), torch.randn(8, 3)
+    >>> hist = train.fit(torch.nn.Linear(3, 2), two_view, (x1, x2), steps=3, progress=False)
+    >>> len(hist.loss)
+    4
+    """
+    return BatchLoss(fn)
+
+
 def _accepts_final(cb) -> bool:
-    """Whether a callback takes the ``final=`` keyword (set on the last step of training)."""
+    """Whether a plain callable callback takes the ``final=`` keyword."""
+    if isinstance(cb, Callback):
+        return True
     try:
         params = inspect.signature(cb).parameters
     except (TypeError, ValueError):
         return False
     return "final" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def run_callbacks(
+    callbacks: Sequence,
+    step: int,
+    model: nn.Module,
+    loss: float,
+    history: History | None,
+    *,
+    final: bool = False,
+) -> bool:
+    """Call every callback for ``step`` (the contract of :class:`Callback`); ``True`` = stop.
+
+    For special solvers (L-BFGS, closed-form flows, batched maps) so they share :func:`fit`'s
+    contract: call it at step 0, after every update, and once with ``final=True`` at the end.
+    Plain callables ``cb(step, model, loss, history)`` are supported; they get ``final=`` only if
+    their signature takes it.
+    """
+    stop = False
+    for cb in callbacks:
+        out = (
+            cb(step, model, loss, history, final=final)
+            if _accepts_final(cb)
+            else cb(step, model, loss, history)
+        )
+        stop = stop or out is True
+    return stop
+
+
+def _check_callbacks(callbacks) -> list:
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(
+                f"`callbacks[{i}]` must be a train.Callback or callable(step, model, loss, history)"
+            )
+    return callbacks
 
 
 def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
@@ -195,7 +313,7 @@ def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
 
 def fit(
     model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | BatchLoss,
     data,
     *,
     steps: int | None = None,
@@ -208,7 +326,8 @@ def fit(
     schedule: str | None = None,
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
     grad_hook: Callable[[int, nn.Module, History], Any] | None = None,
-    callbacks: Sequence[Callback] = (),
+    transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None,
+    callbacks: Sequence[Callback | Callable] = (),
     divergence_threshold: float = math.inf,
     seed: int = 0,
     progress: bool = True,
@@ -217,29 +336,49 @@ def fit(
 ) -> History:
     """Train ``model`` in place on ``data`` and return the :class:`History`.
 
+    This is the one training loop of lossviz: every set-up that trains with a torch optimiser
+    calls it.
+
     Parameters
     ----------
-    loss_fn : callable(outputs, targets) -> scalar mean loss
-    data : ``(inputs, targets)`` tensors or a :class:`lossviz.data.Dataset`
+    loss_fn : callable(outputs, targets) -> scalar mean loss, or :func:`batch_loss`
+        A :func:`batch_loss` is called as ``fn(model, (x_batch, y_batch))``.
+    data : ``(inputs, targets)`` tensors, a :class:`lossviz.data.Dataset`, or an iterable of batches
+        Batches are concatenated once; ``batch_size`` decides the training batches.
     steps, epochs : int
         Number of optimiser updates, or of passes over the data (exactly one must be given).
     batch_size : int, optional
         Mini-batch size (shuffled each epoch with ``seed``); ``None`` = full batch.
     optimizer : ``"sgd"`` | ``"adam"`` | ``"adamw"``, an optimiser, or ``callable(params)``
+        ``callable(params)`` receives the trainable parameters and may build param groups from
+        the model itself.
     schedule : ``None`` | ``"cosine"``
         Learning-rate schedule over the total number of steps.
     regularizer : callable(model) -> scalar, added to the loss (e.g. a feature penalty)
     grad_hook : callable(step, model, history), optional
         Called after ``backward()`` and before the optimiser step: may read or change the
-        gradients (e.g. :func:`orthogonal_gradient_`) and record into ``history``.
-    callbacks : callables ``cb(step, model, loss, history)``; returning ``True`` stops training.
-        A callback that accepts a ``final`` keyword gets ``final=True`` on the last step.
+        gradients (e.g. ⊥Grad) and record into ``history``.
+    transform : callable(x_batch, y_batch, generator) -> (x_batch, y_batch), optional
+        Applied to every *training* batch before the loss (data augmentation such as mixup,
+        whose targets become soft). ``generator`` is this run's own ``torch.Generator`` (seeded
+        with ``seed``), so the same seed gives the same run. The loss recorded at the final
+        step (no update follows) is on the untransformed batch.
+    callbacks : :class:`Callback` instances (or plain ``cb(step, model, loss, history)``)
+        Called at step 0 and after every update; the last step is offered with ``final=True``,
+        also when a callback stops training early. A callback returning ``True`` stops training.
+        A diverged step (non-finite loss) is not offered to callbacks.
     divergence_threshold : float
         Stop and set ``history.diverged`` once the loss is non-finite or above this.
+    seed : int
+        Seeds the mini-batch order, ``transform``'s generator and, for the duration of the
+        call, torch's global generator (Dropout draws from it), so the same seed gives the same
+        model; the caller's global RNG state is restored afterwards.
     """
     check_module(model, "model")
     if not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be callable(outputs, targets), got {type(loss_fn).__name__}")
+        raise TypeError(
+            f"`loss_fn` must be callable(outputs, targets) or train.batch_loss, got {type(loss_fn).__name__}"
+        )
     batches = collate(data, "data")
     x, y = batches.cat()
     n = x.shape[0]
@@ -256,14 +395,17 @@ def fit(
     lr = check_float(lr, "lr", minimum=0.0)
     if grad_hook is not None and not callable(grad_hook):
         raise TypeError("`grad_hook` must be callable(step, model, history)")
+    if transform is not None and not callable(transform):
+        raise TypeError("`transform` must be callable(x_batch, y_batch, generator) -> (x_batch, y_batch)")
+    if regularizer is not None and not callable(regularizer):
+        raise TypeError("`regularizer` must be callable(model) -> scalar")
     check_float(momentum, "momentum", minimum=0.0)
     check_float(weight_decay, "weight_decay", minimum=0.0)
     if schedule is not None:
         check_choice(schedule, "schedule", ("cosine",))
-    for i, cb in enumerate(callbacks):
-        if not callable(cb):
-            raise TypeError(f"`callbacks[{i}]` must be callable(step, model, loss, history)")
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    callbacks = _check_callbacks(callbacks)
+    seed = check_int(seed, "seed", minimum=0)
+    gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr, momentum, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1)) if schedule else None
@@ -281,74 +423,70 @@ def fit(
                     idx = perm[i * bs : (i + 1) * bs]
                     yield x[idx], y[idx]
 
-    wants_final = [_accepts_final(cb) for cb in callbacks]
-
-    def run_callbacks(step, loss_value, final=False, only_final=False):
-        stop = False
-        for cb, takes_final in zip(callbacks, wants_final):
-            if only_final and not takes_final:
-                continue
-            out = (
-                cb(step, model, loss_value, history, final=final)
-                if takes_final
-                else cb(step, model, loss_value, history)
-            )
-            stop = stop or out is True
-        return stop
-
     def objective(xb, yb):
-        loss = loss_fn(model(xb), yb)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("`loss_fn` must return a scalar tensor")
+        loss = batch_value(model, loss_fn, xb, yb)
         if regularizer is not None:
-            loss = loss + regularizer(model)
+            loss = loss + loss_scalar(regularizer(model), "regularizer")
         return loss
 
-    try:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=desc or "training", disable=not progress, leave=False)
-        it = batch_iter()
-        model.train()
-        for step in range(total + 1):
-            xb, yb = next(it)
-            final = step == total
-            if final:
-                with torch.no_grad():
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        try:
+            bar = tqdm(total=total, desc=desc or "training", disable=not progress, leave=False)
+            it = batch_iter()
+            model.train()
+            for step in range(total + 1):
+                xb, yb = next(it)
+                final = step == total
+                if final:
+                    with torch.no_grad():
+                        loss = objective(xb, yb)
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    if transform is not None:
+                        xb, yb = transform(xb, yb, gen)
                     loss = objective(xb, yb)
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = objective(xb, yb)
-            value = float(loss.detach())
-            history.loss.append(value)
-            if not math.isfinite(value) or value > divergence_threshold:
-                history.diverged = True
-                break
-            if run_callbacks(step, value, final=final):
-                history.stopped_early = True
-                # callbacks that take `final` (Recorders) see the stopping step as the last one;
-                # plain callbacks were already called for this step and are not called twice
-                run_callbacks(step, value, final=True, only_final=True)
-                break
-            if final:
-                break
-            loss.backward()
-            if grad_hook is not None:
-                grad_hook(step, model, history)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{value:.4g}")
-        bar.close()
-    finally:
-        for m, flag in flags:
-            m.training = flag
-        if not keep_grads:
-            for p, had in zip(model.parameters(), had_grad):
-                if not had:
-                    p.grad = None
+                value = float(loss.detach())
+                history.loss.append(value)
+                if not math.isfinite(value) or value > divergence_threshold:
+                    # callbacks are not offered a diverged state (their metrics would be NaN)
+                    history.diverged = True
+                    break
+                if run_callbacks(callbacks, step, model, value, history, final=final):
+                    history.stopped_early = True
+                    # the stopping step is the last one: offer it as final (a Callback never acts
+                    # twice for one step; plain callables without `final` are not called again)
+                    run_callbacks(
+                        [cb for cb in callbacks if _accepts_final(cb)],
+                        step,
+                        model,
+                        value,
+                        history,
+                        final=True,
+                    )
+                    break
+                if final:
+                    break
+                loss.backward()
+                if grad_hook is not None:
+                    grad_hook(step, model, history)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{value:.4g}")
+            bar.close()
+        finally:
+            for m, flag in flags:
+                m.training = flag
+            if not keep_grads:
+                for p, had in zip(model.parameters(), had_grad):
+                    if not had:
+                        p.grad = None
     return history
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "static_copy",
     "frames_figure",
     "panel_frames",
+    "check_prediction",
+    "Verdict",
 ]
 
 
@@ -106,6 +108,10 @@ def debounce(wait: float) -> Callable[[Callable], Callable]:
     def decorator(fn: Callable) -> Callable:
         handle: list[Any] = [None]
 
+        def run(*args, **kwargs):
+            handle[0] = None
+            return fn(*args, **kwargs)
+
         def debounced(*args, **kwargs):
             try:
                 loop = asyncio.get_running_loop()
@@ -115,10 +121,19 @@ def debounce(wait: float) -> Callable[[Callable], Callable]:
                 return fn(*args, **kwargs)
             if handle[0] is not None:
                 handle[0].cancel()
-            handle[0] = loop.call_later(wait, lambda: fn(*args, **kwargs))
+            handle[0] = loop.call_later(wait, lambda: run(*args, **kwargs))
             return None
 
+        def pending() -> bool:
+            """Cancel a scheduled call and say whether there was one (the caller runs it now)."""
+            if handle[0] is None:
+                return False
+            handle[0].cancel()
+            handle[0] = None
+            return True
+
         debounced.__wrapped__ = fn  # type: ignore[attr-defined]
+        debounced.pending = pending  # type: ignore[attr-defined]
         return debounced
 
     return decorator
@@ -241,6 +256,199 @@ class Panel:
         from IPython.display import display
 
         display(self.widget)
+
+    def check_responds(self, control: str | None = None, value: Any = None) -> bool:
+        """Self-check for notebooks and tests: moving ``control`` changes the figure.
+
+        Sets ``control`` (default: the first) to ``value`` (default: another allowed value:
+        the other end of a slider's range, the next option of a dropdown), asserts that the
+        update raised nothing and that the figure's data changed, then restores the old value
+        (and asserts the figure went back). Returns ``True``; raises ``AssertionError`` with what
+        went wrong otherwise.
+        """
+        name = next(iter(self.controls)) if control is None else control
+        if name not in self.controls:
+            raise ValueError(f"`control` must be one of {sorted(self.controls)}, got {name!r}")
+        w = self.controls[name]
+        old = w.value
+        new = _other_value(w) if value is None else value
+        if new == old:
+            raise ValueError(f"`value` {new!r} equals the current value of {name!r}: nothing would change")
+        assert self.last_error is None, f"the panel already failed: {self.last_error!r}"
+        before = _figure_state(self.figure)
+        try:
+            w.value = new
+            self._flush()
+            assert self.last_error is None, f"moving {name!r} to {new!r} raised {self.last_error!r}"
+            after = _figure_state(self.figure)
+            assert after != before, f"moving {name!r} from {old!r} to {new!r} did not change the figure"
+        finally:
+            w.value = old
+            self._flush()
+        assert _figure_state(self.figure) == before, (
+            f"restoring {name!r} to {old!r} did not restore the figure"
+        )
+        return True
+
+    def _flush(self) -> None:
+        """Run a pending debounced update now (tests and self-checks do not wait for timers)."""
+        pending = getattr(self._update, "pending", None)
+        if pending is not None and pending():
+            self.update()
+
+
+def _other_value(w) -> Any:
+    options = getattr(w, "options", None)
+    if options:
+        values = [o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in options]
+        values = list(values)
+        i = values.index(w.value) if w.value in values else -1
+        return values[(i + 1) % len(values)]
+    if isinstance(w, W.Checkbox) or isinstance(w.value, bool):
+        return not w.value
+    lo, hi = getattr(w, "min", None), getattr(w, "max", None)
+    if lo is not None and hi is not None:
+        return hi if w.value != hi else lo
+    raise ValueError(f"cannot choose another value for a {type(w).__name__}: pass `value=`")
+
+
+def _figure_state(figure) -> Any:
+    """A comparable snapshot of what a figure shows (plotly data, or matplotlib artists' data)."""
+    if figure is None:
+        return None
+    if hasattr(figure, "to_plotly_json") or hasattr(figure, "to_dict"):
+        import plotly.io as pio
+
+        return pio.to_json({"data": figure.to_dict()["data"]}, validate=False)
+    state = []
+    for ax in getattr(figure, "axes", []):
+        for line in ax.get_lines():
+            state.append(repr(line.get_xydata().tolist()))
+        for im in ax.get_images():
+            state.append(repr(im.get_array().tolist()))
+        for coll in ax.collections:
+            state.append(repr(coll.get_offsets().tolist()))
+        state.append(ax.get_title())
+    return state
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of :func:`check_prediction`: ``status`` is ``"unset"``, ``"right"`` or ``"wrong"``."""
+
+    status: str
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.status == "right"
+
+    def _ipython_display_(self) -> None:
+        """Shown already (printed by :func:`check_prediction`): display nothing a second time."""
+
+    def __repr__(self) -> str:
+        return f"Verdict(status={self.status!r})"
+
+
+def _fmt(v: Any, unit: str) -> str:
+    if (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        or (hasattr(v, "dtype") and getattr(v, "ndim", 1) == 0)
+    ):
+        text = f"{float(v):.4g}"
+    else:
+        text = repr(v) if isinstance(v, str) else str(v)
+    return text + (f" {unit}" if unit else "")
+
+
+def check_prediction(
+    prediction: Any,
+    answer: Any,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    choices: Sequence[Any] | None = None,
+    unit: str = "",
+    explain: str = "",
+    name: str = "PREDICTION",
+) -> Verdict:
+    """ "Predict, then check": reveal ``answer`` only once the student has set a prediction.
+
+    Exercise cells follow one pattern: the student writes a guess into a variable, the notebook
+    has measured ``answer``, and this call compares them::
+
+        PREDICTION = None  # your guess: the ratio at width 1024
+        widgets.check_prediction(PREDICTION, answer=ratio, rtol=0.25, explain="...")
+
+    With ``prediction=None`` nothing is revealed (no number, no hint beyond "set your prediction
+    first"), so *Run All* shows no answers. Otherwise the verdict says right or not quite, with
+    the measured answer and ``explain``. It never raises for a wrong or missing prediction.
+
+    Parameters
+    ----------
+    prediction : the student's guess, or ``None`` (not set yet)
+    answer : the measured value (a number) or the right choice (with ``choices``)
+    rtol, atol : float, optional
+        A numeric prediction is right when ``|prediction - answer| <= atol + rtol * |answer|``
+        (default ``rtol=0.1``, ``atol=0``).
+    choices : sequence, optional
+        The allowed answers of a categorical question (``answer`` must be one of them); a
+        prediction outside them is told so.
+    unit, explain, name : str
+        Unit printed after numbers, the explanation shown after a prediction, and the variable
+        name the student sets (for the prompt).
+
+    Returns
+    -------
+    Verdict
+        ``status`` ``"unset"`` / ``"right"`` / ``"wrong"`` and the message shown.
+
+    Examples
+    --------
+    >>> v = check_prediction(None, 2.8)
+    Set your prediction first (`PREDICTION = ...`), then run this cell again.
+    >>> v.status
+    'unset'
+    >>> check_prediction(3.0, 2.8, rtol=0.1).status
+    Right: you predicted 3, the notebook measured 2.8.
+    'right'
+    >>> check_prediction("below", "above", choices=("above", "below")).status
+    Not quite: you predicted 'below', the notebook measured 'above'.
+    'wrong'
+    """
+    if choices is not None:
+        choices = tuple(choices)
+        if answer not in choices:
+            raise ValueError(f"`answer` {answer!r} must be one of `choices` {choices}")
+    elif rtol is None and atol is None:
+        rtol = 0.1
+    rtol = 0.0 if rtol is None else check_float(rtol, "rtol", minimum=0.0)
+    atol = 0.0 if atol is None else check_float(atol, "atol", minimum=0.0)
+    if prediction is None:
+        msg = f"Set your prediction first (`{name} = ...`), then run this cell again."
+        return _show(Verdict("unset", msg))
+    if choices is not None:
+        if prediction not in choices:
+            msg = f"`{name}` must be one of {choices}, got {prediction!r}: set it and run again."
+            return _show(Verdict("unset", msg))
+        right = prediction == answer
+    else:
+        try:
+            p, a = float(prediction), float(answer)
+        except (TypeError, ValueError):
+            msg = f"`{name}` must be a number, got {prediction!r}: set it and run again."
+            return _show(Verdict("unset", msg))
+        right = math.isfinite(p) and abs(p - a) <= atol + rtol * abs(a)
+    head = "Right" if right else "Not quite"
+    msg = f"{head}: you predicted {_fmt(prediction, unit)}, the notebook measured {_fmt(answer, unit)}."
+    if explain:
+        msg += " " + explain
+    return _show(Verdict("right" if right else "wrong", msg))
+
+
+def _show(verdict: Verdict) -> Verdict:
+    print(verdict.message)
+    return verdict
 
 
 def static_copy(figure):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lossviz._model import collate, eval_mode, functional_loss, parameters_of, preserved
+from lossviz._model import collate, eval_mode, mean_loss, parameters_of, preserved
 from lossviz.testing import BNDropoutNet, assert_model_unchanged, snapshot
 
 
@@ -62,7 +62,7 @@ def test_eval_mode_restores_mixed_flags(bn_model):
     assert bn_model.training and not bn_model.drop.training and bn_model.bn.training
 
 
-def test_functional_loss_weights_batches_by_size():
+def test_mean_loss_weights_batches_by_size():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1).double()
     x, y = torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 1, dtype=torch.float64)
@@ -71,17 +71,17 @@ def test_functional_loss_weights_batches_by_size():
     assert split.weights == (0.7, 0.3)
     mse = torch.nn.functional.mse_loss
     params = parameters_of(model)
-    a = functional_loss(model, mse, full, params)
-    b = functional_loss(model, mse, split, params)
+    a = mean_loss(model, mse, full, params)
+    b = mean_loss(model, mse, split, params)
     assert torch.allclose(a, b, rtol=1e-12)
     assert a.dtype == torch.float64
 
 
-def test_functional_loss_rejects_nonscalar_loss():
+def test_mean_loss_rejects_nonscalar_loss():
     model = torch.nn.Linear(3, 1)
     data = collate((torch.randn(4, 3), torch.randn(4, 1)))
     with pytest.raises(ValueError, match="loss_fn"):
-        functional_loss(model, lambda o, t: (o - t) ** 2, data, parameters_of(model))
+        mean_loss(model, lambda o, t: (o - t) ** 2, data, parameters_of(model))
 
 
 @pytest.mark.parametrize(

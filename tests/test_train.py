@@ -158,3 +158,131 @@ def test_grad_hook_and_orthogonal_gradient():
         train.fit(net, F.cross_entropy, (x, y), steps=1, progress=False, grad_hook=3)
     with pytest.raises(ValueError, match="backward"):
         train.gradient_weight_cosine([torch.nn.Parameter(torch.ones(2))])
+
+
+# ---------------------------------------------------------------------------------------------
+# the one callback contract, transform= and batch_loss
+
+
+class _Steps(train.Callback):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.seen = []
+
+    def on_step(self, step, model, loss, history):
+        self.seen.append(step)
+
+
+def _tiny():
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    return torch.nn.Linear(3, 2), (x, y)
+
+
+def test_callback_records_every_and_the_final_step():
+    net, d = _tiny()
+    cb = _Steps(every=5)
+    train.fit(net, torch.nn.functional.cross_entropy, d, steps=7, callbacks=[cb], progress=False)
+    assert cb.seen == [0, 5, 7]
+
+
+def test_callback_at_and_final_false():
+    net, d = _tiny()
+    cb = _Steps(at=[1, 3], final=False)
+    train.fit(net, torch.nn.functional.cross_entropy, d, steps=7, callbacks=[cb], progress=False)
+    assert cb.seen == [1, 3]
+
+
+def test_callback_never_acts_twice_and_early_stop_is_final():
+    class StopAt(_Steps):
+        def on_step(self, step, model, loss, history):
+            super().on_step(step, model, loss, history)
+            return step == 3
+
+    net, d = _tiny()
+    stop, watch = StopAt(every=1), _Steps(every=10)
+    hist = train.fit(
+        net, torch.nn.functional.cross_entropy, d, steps=20, callbacks=[stop, watch], progress=False
+    )
+    assert hist.stopped_early and stop.seen == [0, 1, 2, 3]
+    assert watch.seen == [0, 3]  # the stopping step is offered as final
+
+
+def test_run_callbacks_for_special_solvers():
+    cb = _Steps(every=4)
+    stops = [train.run_callbacks([cb], t, None, 0.0, None, final=(t == 6)) for t in range(7)]
+    assert cb.seen == [0, 4, 6] and not any(stops)
+
+
+def test_callback_validates_arguments():
+    with pytest.raises(ValueError, match="every"):
+        _Steps(every=0)
+    with pytest.raises(TypeError, match="final"):
+        _Steps(final="yes")
+    with pytest.raises(NotImplementedError):
+        train.Callback()(0, None, 0.0, None)
+
+
+def test_transform_is_applied_to_training_batches_with_fit_generator():
+    seen = []
+
+    def noisy(xb, yb, gen):
+        seen.append(torch.rand(1, generator=gen).item())
+        return xb + 0.1, yb
+
+    runs = []
+    for _ in range(2):
+        net, d = _tiny()
+        torch.nn.init.zeros_(net.weight)
+        torch.nn.init.zeros_(net.bias)
+        train.fit(net, torch.nn.functional.cross_entropy, d, steps=3, transform=noisy, seed=4, progress=False)
+        runs.append(net.weight.detach().clone())
+    assert len(seen) == 6 and seen[:3] == seen[3:]  # same seed -> same draws
+    assert torch.equal(runs[0], runs[1])
+    with pytest.raises(TypeError, match="transform"):
+        train.fit(net, torch.nn.functional.cross_entropy, d, steps=1, transform=3, progress=False)
+
+
+def test_batch_loss_sees_model_and_batch():
+    calls = []
+
+    def two_view(model, batch):
+        a, b = batch
+        calls.append(a.shape[0])
+        return (model(a) - model(b)).square().mean()
+
+    net = torch.nn.Linear(3, 2)
+    x1, x2 = torch.randn(10, 3), torch.randn(10, 3)
+    hist = train.fit(net, train.batch_loss(two_view), (x1, x2), steps=4, batch_size=5, lr=0.1, progress=False)
+    assert calls == [5] * 5 and hist.loss[-1] < hist.loss[0]
+    with pytest.raises(ValueError, match="loss_fn"):
+        train.fit(net, train.batch_loss(lambda m, b: m(b[0])), (x1, x2), steps=1, progress=False)
+
+
+def test_fit_seed_fixes_dropout_and_leaves_global_rng_alone():
+    def make():
+        torch.manual_seed(123)
+        return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+
+    _, d = _tiny()
+    out = []
+    for _ in range(2):
+        net = make()
+        state = torch.random.get_rng_state()
+        train.fit(net, torch.nn.functional.cross_entropy, d, steps=5, seed=1, progress=False)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        out.append([p.detach().clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*out))
+
+
+def test_accuracy_metric_does_not_touch_batchnorm_or_rng():
+    from lossviz.testing import BNDropoutNet, assert_model_unchanged
+
+    net = BNDropoutNet(3, 8, 2, seed=0)
+    net.train()
+    x = torch.randn(32, 3)
+    y = torch.zeros(32, dtype=torch.long)
+    state = torch.random.get_rng_state()
+    with assert_model_unchanged(net):
+        a = train.accuracy(x, y)(net)
+    assert 0.0 <= a <= 1.0 and torch.equal(torch.random.get_rng_state(), state)

@@ -161,3 +161,94 @@ def test_panel_frames_exports_every_cached_value_without_touching_the_panel():
     assert len(widgets.panel_frames(log_panel, values=[0.1, 1.0, 10.0]).frames) == 3
     with pytest.raises(TypeError, match="plotly"):
         widgets.panel_frames(widgets.Panel({"t": W.FloatSlider()}, lambda t: None))
+
+
+# ---------------------------------------------------------------------------------------------
+# Panel.check_responds and check_prediction (the notebooks' self-check and exercise helpers)
+
+
+def _tau_panel(responsive=True):
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from lossviz.widgets import Panel, log_slider
+
+    x = np.linspace(-3, 3, 20)
+    fig = go.Figure(go.Scatter(x=x, y=np.exp(-x)))
+    compute = (
+        (lambda tau: {0: {"y": np.exp(-x / tau)}}) if responsive else (lambda tau: {0: {"y": np.exp(-x)}})
+    )
+    return Panel({"tau": log_slider("tau", 1e-1, 1e1, 1.0)}, compute, fig)
+
+
+def test_check_responds_passes_on_a_live_panel_and_restores_the_value():
+    panel = _tau_panel()
+    before = list(panel.figure.data[0].y)
+    assert panel.check_responds() is True
+    assert panel.controls["tau"].value == 1.0
+    assert list(panel.figure.data[0].y) == before
+
+
+def test_check_responds_fails_on_a_dead_tau_panel():
+    import pytest
+
+    with pytest.raises(AssertionError, match="did not change the figure"):
+        _tau_panel(responsive=False).check_responds()
+
+
+def test_check_responds_fails_when_the_update_raises():
+    import numpy as np
+    import plotly.graph_objects as go
+    import pytest
+
+    from lossviz.widgets import Panel, log_slider
+
+    def compute(tau):
+        if tau != 1.0:
+            raise RuntimeError("boom")
+        return {0: {"y": [1, 2]}}
+
+    panel = Panel({"tau": log_slider("tau", 1e-1, 1e1, 1.0)}, compute, go.Figure(go.Scatter(y=np.zeros(2))))
+    with pytest.raises(AssertionError, match="boom"):
+        panel.check_responds()
+
+
+def test_check_responds_rejects_unknown_control():
+    import pytest
+
+    with pytest.raises(ValueError, match="control"):
+        _tau_panel().check_responds("nope")
+
+
+def test_check_prediction_reveals_nothing_before_a_prediction(capsys):
+    from lossviz.widgets import check_prediction
+
+    v = check_prediction(None, 2.8172, explain="the secret explanation")
+    out = capsys.readouterr().out
+    assert v.status == "unset" and not v
+    assert "2.8" not in out and "secret" not in out and "Set your prediction first" in out
+
+
+def test_check_prediction_numeric_right_and_wrong(capsys):
+    from lossviz.widgets import check_prediction
+
+    right = check_prediction(2.9, 2.8172, rtol=0.1, explain="why")
+    assert right.status == "right" and right
+    assert "2.817" in capsys.readouterr().out
+    wrong = check_prediction(2.21, 2.8172, rtol=0.1)
+    assert wrong.status == "wrong" and not wrong
+    assert "Not quite" in capsys.readouterr().out
+    assert check_prediction(2.0, 2.5, atol=0.6).status == "right"
+    assert check_prediction("abc", 2.5).status == "unset"
+
+
+def test_check_prediction_choices():
+    import pytest
+
+    from lossviz.widgets import check_prediction
+
+    assert check_prediction("a", "a", choices=("a", "b")).status == "right"
+    assert check_prediction("b", "a", choices=("a", "b")).status == "wrong"
+    assert check_prediction("c", "a", choices=("a", "b")).status == "unset"
+    with pytest.raises(ValueError, match="answer"):
+        check_prediction("a", "z", choices=("a", "b"))
