@@ -1,35 +1,45 @@
 """Loss families with a temperature (track T): classification losses, contrastive losses, mixup.
 
+Conventions
+-----------
 Every classification loss takes logits of shape ``(n, K)`` and integer targets ``(n,)`` (soft
-targets ``(n, K)`` where the paper uses them), supports ``reduction="mean" | "sum" | "none"``,
-evaluates half-precision inputs in float32 (cast back, as autocast does) and stays finite with
-logits up to 1e4 in magnitude in float16, bfloat16, float32 and float64.
+targets ``(n, K)`` where the paper uses them), as torch tensors or numpy arrays, supports
+``reduction="mean" | "sum" | "none"``, evaluates half-precision inputs in float32 (cast back, as
+autocast does) and stays finite with logits up to 1e4 in magnitude in float16, bfloat16, float32
+and float64. The temperature divides the logits (or similarities) inside the softmax; its limits
+``tau -> 0`` and ``tau -> inf`` are tested against the closed forms.
 
-Modules: :mod:`.classification` (tempered CE, comp-sum, LDR, Z-loss), :mod:`.contrastive`
-(InfoNCE, hardness-aware weights, uniformity/tolerance, robust contrastive loss),
-:mod:`.stablemax` (StableMax, Softmax Collapse), :mod:`.mixup`, :mod:`.plots` (analytic views).
+Modules (private; import from this face)
+----------------------------------------
+``_tempered``
+    tempered cross-entropy.
+``_comp_sum``
+    comp-sum losses and their H-consistency bounds (Mao, Mohri, Zhong 2023).
+``_ldr``
+    LDR-KL, ALDR-KL and the Crammer-Singer hinge (Zhu, Ying, Yang 2023).
+``_z_loss``
+    the Z-loss and its spherical-family computation (de Brebisson, Vincent 2016).
+``_contrastive``
+    InfoNCE, hardness-aware weights, uniformity/tolerance, the robust contrastive loss with
+    individual temperatures (Wang & Liu 2021; Wang & Isola 2020; Qiu et al. 2023).
+``_stablemax``
+    StableMax and the Softmax Collapse diagnostic (Prieto et al. 2025).
+``_mixup``
+    mixup batches and soft-target cross-entropy (Zhang et al. 2018).
+``_views``
+    analytic views: loss surfaces over 3-class logits, loss against the margin.
+``plotting``
+    ``plot_*`` functions (``backend=``, ``ax=``) and live widgets.
+
+The paper set-ups of the T notebooks (latent classes, contrastive and noisy-label training)
+live in :mod:`lossviz.papers` (``t01_contrastive_temperature``, ``t03_ldr_losses``).
 """
 
 from __future__ import annotations
 
-from .classification import (
-    CompSumBound,
-    SphericalStats,
-    aldr_kl,
-    aldr_kl_lambdas,
-    comp_sum,
-    comp_sum_bound,
-    comp_sum_bound_inverse,
-    crammer_singer_hinge,
-    ldr_kl,
-    ldr_kl_limit,
-    spherical_stats,
-    tempered_cross_entropy,
-    z_loss,
-    z_loss_spherical,
-    z_scores,
-)
-from .contrastive import (
+from .._deprecate import moved
+from ._comp_sum import CompSumBound, comp_sum, comp_sum_bound, comp_sum_bound_inverse
+from ._contrastive import (
     PenaltyDistribution,
     dro_objective,
     dro_optimal_temperature,
@@ -42,12 +52,13 @@ from .contrastive import (
     tolerance,
     uniformity,
 )
-from .mixup import Mixup, mixup, soft_cross_entropy
-from .plots import (
-    LossSurface,
-    MarginCurves,
-    logit_surface,
-    margin_curves,
+from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
+from ._mixup import Mixup, mixup, soft_cross_entropy
+from ._stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
+from ._tempered import tempered_cross_entropy
+from ._views import LossSurface, MarginCurves, logit_surface, margin_curves
+from ._z_loss import SphericalStats, spherical_stats, z_loss, z_loss_spherical, z_scores
+from .plotting import (
     margin_widget,
     penalty_widget,
     plot_comp_sum_bounds,
@@ -56,7 +67,6 @@ from .plots import (
     plot_penalty_distribution,
     surface_widget,
 )
-from .stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
 
 __all__ = [
     "aldr_kl",
@@ -89,6 +99,7 @@ __all__ = [
     "plot_loss_surface",
     "plot_margin_curves",
     "plot_penalty_distribution",
+    "plotting",
     "robust_contrastive_loss",
     "soft_cross_entropy",
     "softmax_collapse",
@@ -105,3 +116,19 @@ __all__ = [
     "z_loss_spherical",
     "z_scores",
 ]
+
+_T01 = "lossviz.papers.t01_contrastive_temperature"
+_T03 = "lossviz.papers.t03_ldr_losses"
+# moved to the paper layer (0.2); the old names go in 0.3
+__getattr__ = moved(
+    __name__,
+    {
+        "latent_classes": f"{_T01}:latent_classes",
+        "ContrastiveRun": f"{_T01}:ContrastiveRun",
+        "train_contrastive": f"{_T01}:train_contrastive",
+        "NoisyDigits": f"{_T03}:NoisyDigits",
+        "noisy_digits": f"{_T03}:noisy_digits",
+        "ClassifierRun": f"{_T03}:ClassifierRun",
+        "train_classifier": f"{_T03}:train_classifier",
+    },
+)

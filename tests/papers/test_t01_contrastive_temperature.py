@@ -1,11 +1,11 @@
-"""Tests for the small training experiments of lossviz.losses.experiments (tiny sizes)."""
+"""Tests for the T01/T02 set-up (lossviz.papers.t01_contrastive_temperature), tiny sizes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lossviz.losses import experiments as X
+from lossviz.papers import t01_contrastive_temperature as X
 
 
 def test_latent_classes_and_contrastive_runs():
@@ -36,20 +36,3 @@ def test_latent_classes_and_contrastive_runs():
     assert not torch.all(rr.temperatures == 0.1)  # sampled anchors moved
     with pytest.raises(ValueError, match="loss"):
         X.train_contrastive(x, y, loss="triplet")
-
-
-def test_noisy_digits_and_classifier():
-    d = X.noisy_digits(0.4, seed=0)
-    assert len(d.y_train) + len(d.y_test) == 1797
-    wrong = d.y_train != d.y_train_clean
-    assert torch.equal(wrong, d.flipped)  # symmetric noise never flips to the same class
-    assert 0.35 < float(wrong.float().mean()) < 0.45
-    run = X.train_classifier(
-        d, torch.nn.functional.cross_entropy, hidden=(16,), epochs=2, record_every=1, seed=0
-    )
-    assert run.epochs.tolist() == [0, 1, 2] and run.test_accuracy.shape == (3,)
-    assert run.test_accuracy[-1] > run.test_accuracy[0]
-    with pytest.raises(ValueError, match="noise"):
-        X.noisy_digits(1.5)
-    with pytest.raises(TypeError, match="data"):
-        X.train_classifier((d.x_train, d.y_train), torch.nn.functional.cross_entropy)

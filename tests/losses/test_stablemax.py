@@ -176,3 +176,18 @@ def test_soft_cross_entropy_matches_torch():
         loss = soft_cross_entropy(zz, y)
         loss.backward()
         assert loss.dtype == dtype and torch.isfinite(loss) and torch.isfinite(zz.grad).all()
+
+
+def test_stablemax_accepts_numpy_like_the_other_losses():
+    import numpy as np
+
+    z = np.array([[0.0, 1.0, -1.0]])
+    torch.testing.assert_close(stablemax(z), stablemax(torch.from_numpy(z)))
+    torch.testing.assert_close(
+        stablemax_cross_entropy(z, np.array([1])),
+        stablemax_cross_entropy(torch.from_numpy(z), torch.tensor([1])),
+    )
+    with pytest.raises(TypeError, match="logits"):
+        stablemax([0.0, 1.0])
+    with pytest.raises(TypeError, match="logits"):
+        stablemax(np.array([1, 2]))  # integers: not logits

@@ -168,6 +168,12 @@ class PenaltyDistribution(Result):
     weights: np.ndarray
     entropy: np.ndarray
 
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw with :func:`lossviz.losses.plotting.plot_penalty_distribution`."""
+        from .plotting import plot_penalty_distribution
+
+        return plot_penalty_distribution(self, backend=backend, ax=ax, **kw)
+
 
 def penalty_distribution(taus: Any, similarities: Any = None) -> PenaltyDistribution:
     """Weights of :func:`negative_weights` for each temperature in ``taus`` (float64, analytic).

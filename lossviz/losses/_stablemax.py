@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .._result import Result
-from .._validate import check_choice, check_dtype
+from .._validate import check_choice, check_dtype, check_tensor
 from ._common import check_logits, check_reduction, check_targets, compute_dtype, one_hot_like, reduce
 
 __all__ = [
@@ -44,19 +44,21 @@ def log_s(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, pos, neg)
 
 
-def log_stablemax(logits: torch.Tensor, *, dim: int = -1, dtype: torch.dtype | None = None) -> torch.Tensor:
+def log_stablemax(logits: Any, *, dim: int = -1, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``log StableMax(logits)`` along ``dim``, computed as ``log s(z) - logsumexp(log s(z))``.
 
-    Half-precision inputs are evaluated in float32 (``dtype`` overrides) and cast back.
+    Half-precision inputs are evaluated in float32 (``dtype`` overrides) and cast back. Like
+    every loss of :mod:`lossviz.losses`, numpy arrays are accepted (converted, dtype kept).
     """
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise TypeError(f"`logits` must be a floating-point tensor, got {type(logits).__name__}")
+    logits = check_tensor(logits, "logits", floating=True, finite=False)
+    if logits.is_complex():
+        raise TypeError(f"`logits` must be a real floating-point tensor, got {logits.dtype}")
     cd = compute_dtype(logits.dtype, check_dtype(dtype))
     ls = log_s(logits.to(cd))
     return (ls - torch.logsumexp(ls, dim=dim, keepdim=True)).to(logits.dtype)
 
 
-def stablemax(logits: torch.Tensor, *, dim: int = -1, dtype: torch.dtype | None = None) -> torch.Tensor:
+def stablemax(logits: Any, *, dim: int = -1, dtype: torch.dtype | None = None) -> torch.Tensor:
     """StableMax probabilities ``s(z_k) / sum_j s(z_j)`` along ``dim``.
 
     Parameters

@@ -1,0 +1,176 @@
+r"""The comp-sum loss family and its H-consistency bounds.
+
+Paper: Anqi Mao, Mehryar Mohri, Yutao Zhong, "Cross-Entropy Loss Functions: Theoretical Analysis
+and Applications", ICML 2023, arXiv:2304.07288.
+
+With ``u = sum_{k != y} exp(z_k - z_y)`` and ``p_y = 1 / (1 + u)``, the comp-sum loss is
+``Phi^q(u)``: ``q = 0`` cross-entropy ``-log p_y``, ``0 < q < 1`` generalized cross-entropy
+``(1 - p_y^q) / q``, ``q = 1`` mean absolute error ``1 - p_y``. The paper indexes the family by
+``tau = q + 1``. :func:`comp_sum_bound` gives the bound function ``Gamma_q`` of the paper's
+Theorem 3.1: ``R_01(h) - R*_01 <= Gamma_q(R_Phi(h) - R*_Phi)`` (complete hypothesis sets, zero
+minimizability gaps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._result import Result
+from .._validate import check_float, check_int
+from ._common import (
+    check_logits,
+    check_reduction,
+    check_targets,
+    compute_dtype,
+    one_hot_like,
+    reduce,
+)
+
+__all__ = ["comp_sum", "comp_sum_bound", "comp_sum_bound_inverse", "CompSumBound"]
+
+
+def _check_q(q: Any) -> float:
+    return check_float(q, "q", minimum=0.0, maximum=1.0)
+
+
+def comp_sum(logits: Any, targets: Any, q: float = 0.0, *, reduction: str = "mean") -> torch.Tensor:
+    """The comp-sum loss ``Phi^q(sum_{k != y} exp(z_k - z_y))`` (Mao, Mohri, Zhong 2023).
+
+    With ``u = sum_{k != y} exp(z_k - z_y)`` and ``p_y = softmax(z)_y = 1 / (1 + u)``:
+
+    * ``q = 0``: ``Phi(u) = log(1 + u) = -log p_y`` (logistic loss / cross-entropy);
+    * ``0 < q < 1``: ``Phi(u) = (1 - (1 + u)^{-q}) / q = (1 - p_y^q) / q`` (generalized
+      cross-entropy, Zhang & Sabuncu 2018);
+    * ``q = 1``: ``Phi(u) = 1 - p_y`` (mean absolute error; its sum over all K labels is the
+      constant ``K - 1``).
+
+    The paper indexes the family by ``tau`` with ``Phi^tau``; here ``q = tau - 1`` so that
+    ``q`` is the GCE exponent (``tau = 1`` CE, ``tau = 1.5`` GCE with ``q = 0.5``, ``tau = 2``
+    MAE). ``(1 - p_y^q) / q`` is evaluated as ``-expm1(q log p_y) / q`` with ``log p_y`` from
+    ``log_softmax``: the naive form loses all digits for small ``q`` in float32. It tends to CE
+    as ``q -> 0`` with ``Phi^q - CE = -q CE^2 / 2 + O(q^2)`` (tested).
+
+    Integer or soft targets (soft: ``sum_k t_k Phi^q`` of each label).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import comp_sum
+    >>> z, y = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0])
+    >>> p = float(torch.softmax(z, 1)[0, 0])
+    >>> abs(float(comp_sum(z, y, q=1.0)) - (1 - p)) < 1e-6
+    True
+    """
+    logits = check_logits(logits)
+    targets = check_targets(targets, logits)
+    q = _check_q(q)
+    reduction = check_reduction(reduction)
+    cd = compute_dtype(logits.dtype)
+    lp = torch.log_softmax(logits.to(cd), dim=1)
+    per_class = -lp if q == 0 else -torch.expm1(q * lp) / q
+    loss = (one_hot_like(targets, lp, cd) * per_class).sum(dim=1)
+    return reduce(loss, reduction).to(logits.dtype)
+
+
+def _comp_sum_T(t: np.ndarray, q: float, num_classes: int) -> np.ndarray:
+    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
+    if q == 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(t > 0, (1 + t) * np.log1p(t), 0.0)
+            b = np.where(t < 1, (1 - t) * np.log1p(-t), 0.0)
+        return (a + b) / 2
+    if q == 1:
+        return t / num_classes
+    r = 1.0 / (1.0 - q)
+    with np.errstate(divide="ignore"):
+        log_mean = np.logaddexp(r * np.log1p(t), r * np.log1p(-t)) - np.log(2.0)
+    return np.expm1((1 - q) * log_mean) / (q * num_classes**q)
+
+
+@dataclass(frozen=True, repr=False)
+class CompSumBound(Result):
+    """H-consistency bound of a comp-sum loss: ``excess 0-1 error <= Gamma_q(excess Phi^q error)``.
+
+    ``t`` is the 0-1 excess error grid, ``T`` the bound function ``T_q(t)`` (surrogate excess error
+    that forces 0-1 excess error ``t``), ``eps`` / ``gamma`` the inverse ``Gamma_q = T_q^{-1}``.
+    """
+
+    q: float
+    num_classes: int
+    t: np.ndarray
+    T: np.ndarray
+    eps: np.ndarray
+    gamma: np.ndarray
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw with :func:`lossviz.losses.plotting.plot_comp_sum_bounds`."""
+        from .plotting import plot_comp_sum_bounds
+
+        return plot_comp_sum_bounds(self, backend=backend, ax=ax, **kw)
+
+
+def comp_sum_bound(q: float, num_classes: int, t: Any = None) -> CompSumBound:
+    """The H-consistency bound functions of the comp-sum losses (Mao, Mohri, Zhong 2023, Thm 3.1).
+
+    For complete hypothesis sets and zero minimizability gaps the paper proves
+    ``R_01(h) - R*_01 <= Gamma_q(R_{Phi^q}(h) - R*_{Phi^q})`` with ``Gamma_q = T_q^{-1}`` and, in our
+    ``q = tau - 1`` indexing (``n`` = number of classes, ``t`` in [0, 1]):
+
+    * ``q = 0`` (CE): ``T(t) = (1+t)/2 log(1+t) + (1-t)/2 log(1-t)``  (so ``Gamma(e) ~ sqrt(2 e)``);
+    * ``0 < q < 1``: ``T(t) = [(((1+t)^{1/(1-q)} + (1-t)^{1/(1-q)}) / 2)^{1-q} - 1] / (q n^q)``;
+    * ``q = 1`` (MAE): ``T(t) = t / n`` (linear, but the slope ``1/n`` worsens with ``n``).
+
+    The branches are continuous in ``q`` (tested). ``Gamma`` is computed by scipy's ``brentq``.
+
+    Returns
+    -------
+    CompSumBound with ``t``, ``T(t)`` and ``eps`` (a grid up to ``T(1)``) with ``gamma(eps)``.
+
+    Examples
+    --------
+    >>> from lossviz.losses import comp_sum_bound
+    >>> b = comp_sum_bound(0.0, 10)
+    >>> round(float(b.T[-1]), 4)   # T(1) = log 2 for CE
+    0.6931
+    """
+    q = _check_q(q)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    t = np.linspace(0.0, 1.0, 201) if t is None else np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or np.any(t < 0) or np.any(t > 1) or not np.all(np.isfinite(t)):
+        raise ValueError("`t` must be a 1-D array of 0-1 excess errors in [0, 1]")
+    T = _comp_sum_T(t, q, num_classes)
+    eps = np.linspace(0.0, float(_comp_sum_T(np.array([1.0]), q, num_classes)[0]), len(t))
+    gamma = comp_sum_bound_inverse(eps, q, num_classes)
+    return CompSumBound(q=q, num_classes=num_classes, t=t, T=T, eps=eps, gamma=gamma)
+
+
+def comp_sum_bound_inverse(eps: Any, q: float, num_classes: int) -> np.ndarray:
+    """``Gamma_q(eps) = T_q^{-1}(eps)`` (1 beyond ``T_q(1)``), by ``scipy.optimize.brentq``.
+
+    Examples
+    --------
+    >>> from lossviz.losses import comp_sum_bound_inverse
+    >>> comp_sum_bound_inverse([0.01], 1.0, 10)   # MAE: Gamma(eps) = K eps
+    array([0.1])
+    """
+    q = _check_q(q)
+    num_classes = check_int(num_classes, "num_classes", minimum=2)
+    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    from scipy.optimize import brentq
+
+    top = float(_comp_sum_T(np.array([1.0]), q, num_classes)[0])
+    out = np.empty_like(eps)
+    for i, e in enumerate(eps):
+        if e <= 0:
+            out[i] = 0.0
+        elif e >= top:
+            out[i] = 1.0
+        else:
+            out[i] = brentq(
+                lambda s, e=e: float(_comp_sum_T(np.array([s]), q, num_classes)[0]) - e, 0.0, 1.0, xtol=1e-14
+            )
+    return out

@@ -1,0 +1,122 @@
+"""Tests for lossviz.losses._contrastive (InfoNCE, uniformity/tolerance, robust contrastive loss, DRO)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lossviz.losses as L
+
+
+def test_info_nce_gradient_equals_softmax_weights():
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(6, 9, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    pos = torch.tensor([0, 3, 2, 8, 1, 5])
+    tau = 0.2
+    loss = L.info_nce_from_similarities(s, pos, tau, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, s)
+    P = torch.softmax(s.detach() / tau, 1)
+    want = P / tau
+    want[torch.arange(6), pos] = -(1 - P[torch.arange(6), pos]) / tau
+    torch.testing.assert_close(grad, want)
+    # relative penalty of negatives = softmax over the negatives only
+    for i in range(6):
+        neg = [j for j in range(9) if j != pos[i]]
+        r = grad[i, neg] / grad[i, pos[i]].abs()
+        torch.testing.assert_close(r, L.negative_weights(s.detach()[i, neg], tau))
+
+
+def test_info_nce_matches_loop():
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = (
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+    )
+    tau = 0.3
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    losses = []
+    for i in range(10):
+        p = (i + 5) % 10
+        num = math.exp(float(z[i] @ z[p]) / tau)
+        den = sum(math.exp(float(z[i] @ z[k]) / tau) for k in range(10) if k != i)
+        losses.append(-math.log(num / den))
+    torch.testing.assert_close(
+        L.info_nce(z1, z2, tau, reduction="none"), torch.tensor(losses, dtype=torch.float64)
+    )
+    assert L.info_nce(z1.float(), z2.float(), tau).dtype == torch.float32
+
+
+def test_penalty_distribution_entropy_increases_with_tau():
+    taus = np.geomspace(1e-3, 1e3, 25)
+    pd = L.penalty_distribution(taus)
+    np.testing.assert_allclose(pd.weights.sum(1), 1.0)
+    assert np.all(np.diff(pd.entropy) > 0)
+    assert pd.entropy[-1] == pytest.approx(math.log(201), abs=1e-3)
+    assert pd.weights[0].argmax() == 200  # tiny tau: all penalty on the hardest negative
+
+
+def test_uniformity_and_tolerance():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(400, 8, generator=g, dtype=torch.float64)
+    clumped = torch.randn(1, 8, dtype=torch.float64) + 0.05 * torch.randn(
+        400, 8, generator=g, dtype=torch.float64
+    )
+    assert L.uniformity(spread) < L.uniformity(clumped) - 1.0
+    assert L.uniformity(clumped) <= 0
+    # two antipodal points: ||z1 - z2||^2 = 4
+    assert L.uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])) == pytest.approx(-8.0)
+    labels = torch.arange(400) % 4
+    assert L.tolerance(clumped, labels) > 0.9 and abs(L.tolerance(spread, labels)) < 0.1
+
+
+def test_robust_contrastive_loss_temperature_gradient():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = (
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+        torch.randn(6, 4, generator=g, dtype=torch.float64),
+    )
+    tau = torch.tensor([0.1, 0.2, 0.5, 1.0, 2.0, 0.3], dtype=torch.float64, requires_grad=True)
+    rho = 0.2
+    loss = L.robust_contrastive_loss(z1, z2, tau, rho=rho, reduction="sum")
+    (gt,) = torch.autograd.grad(loss, tau)
+    sim, pos = L.nt_xent_similarities(z1, z2)
+    want = torch.zeros(6, dtype=torch.float64)
+    for i in range(12):
+        neg = [j for j in range(12) if j != i and j != int(pos[i])]
+        a = sim[i, neg] - sim[i, pos[i]]
+        p = torch.softmax(a / tau.detach()[i % 6], 0)
+        kl = float((torch.xlogy(p, p) + p * math.log(len(neg))).sum())
+        want[i % 6] += rho - kl
+    torch.testing.assert_close(gt, want)
+    # a float temperature works and tau * rho enters linearly
+    l0 = L.robust_contrastive_loss(z1, z2, 0.5, rho=0.0)
+    l1 = L.robust_contrastive_loss(z1, z2, 0.5, rho=1.0)
+    assert float(l1 - l0) == pytest.approx(0.5)
+
+
+def test_dro_optimal_temperature_is_the_minimiser():
+    g = torch.Generator().manual_seed(4)
+    a = (torch.rand(50, generator=g, dtype=torch.float64) - 1).numpy()
+    for rho in (0.05, 0.3):
+        t_star = L.dro_optimal_temperature(a, rho)
+        grid = np.geomspace(t_star / 3, t_star * 3, 2001)
+        vals = L.dro_objective(a, grid, rho)
+        assert abs(grid[vals.argmin()] / t_star - 1) < 2e-3
+        # the derivative of the robust loss wrt tau (autograd) vanishes there: rho - KL = 0
+        t = torch.tensor(t_star, dtype=torch.float64, requires_grad=True)
+        at = torch.tensor(a)
+        obj = t * (torch.logsumexp(at / t, 0) - math.log(50)) + t * rho
+        (gt,) = torch.autograd.grad(obj, t)
+        assert abs(float(gt)) < 1e-8
+    # spread-out negatives (many look-alikes) need a larger temperature than a few look-alikes
+    freq = np.r_[np.zeros(200), -np.ones(758)]
+    rare = np.r_[np.zeros(10), -np.ones(948)]
+    assert L.dro_optimal_temperature(freq, 0.1) > 1.5 * L.dro_optimal_temperature(rare, 0.1)
+    with pytest.raises(ValueError, match="rho"):
+        L.dro_optimal_temperature(a, 0.0)
+    with pytest.raises(ValueError, match="taus"):
+        L.dro_objective(a, [0.0], 0.1)
