@@ -17,7 +17,9 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 STAMP  := $(VENV)/.lossviz-installed
 PYDIRS := $(wildcard lossviz tests benchmarks scripts)
 
-.PHONY: lab test test-unit test-notebooks lint format install venv clean figure bench site test-browser
+SEEDS ?= 0-19
+
+.PHONY: lab test test-unit test-notebooks test-seeds lint format install venv clean figure bench site test-browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,11 @@ test-unit: install
 test-notebooks: install
 	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks
+
+# Every notebook under every seed of SEEDS (quick mode, WORKERS at a time): the claim checks must
+# hold at any seed (CONVENTIONS 5b). Too long for `make test`; writes test-artifacts/seeds.md.
+test-seeds: install
+	$(BIN)/python scripts/test_seeds.py --seeds "$(SEEDS)" --workers $(WORKERS) $(NOTEBOOKS)
 
 # Widgets in a real browser (JupyterLab + headless Chromium via Playwright). Needs Debian's
 # chromium (apt-get install chromium); `make test` runs it too when both are present.

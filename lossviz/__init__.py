@@ -9,6 +9,9 @@ Top level: runtime helpers (:func:`device`, :func:`seed_everything`, :func:`note
     lossviz.collapse.nc_metrics(...)     # neural collapse       (track N)
     lossviz.ntk.empirical(...)           # neural tangent kernels (track K)
     lossviz.losses.ldr_kl(...)           # loss families with temperature (track T)
+    lossviz.papers.n03_mixup             # one module per notebook's toy set-up
+
+``ARCHITECTURE.md`` says which package owns what and where new code goes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ _SUBMODULES = {
     "train",
     "testing",
     "widgets",
-    "plotting",
+    "stats",
+    "papers",
     "landscape",
     "curvature",
     "collapse",

@@ -55,8 +55,8 @@ __all__ = [
 
 def log_slider(
     description: str,
-    min: float,
-    max: float,
+    low: float,
+    high: float,
     value: float | None = None,
     *,
     steps_per_decade: int = 20,
@@ -64,20 +64,20 @@ def log_slider(
     continuous_update: bool = True,
     **kwargs,
 ) -> W.FloatLogSlider:
-    """A ``FloatLogSlider`` from ``min`` to ``max`` (positive), ``steps_per_decade`` stops per decade.
+    """A ``FloatLogSlider`` from ``low`` to ``high`` (positive), ``steps_per_decade`` stops per decade.
 
     ``value`` defaults to the geometric mean of the range.
     """
-    lo = check_float(min, "min", positive=True)
-    hi = check_float(max, "max", positive=True)
+    lo = check_float(low, "low", positive=True)
+    hi = check_float(high, "high", positive=True)
     if not hi > lo:
-        raise ValueError(f"`max` must be > `min`, got min={lo}, max={hi}")
+        raise ValueError(f"`high` must be > `low`, got low={lo}, high={hi}")
     steps_per_decade = check_int(steps_per_decade, "steps_per_decade", minimum=1)
     if value is None:
         value = math.sqrt(lo * hi)
     value = check_float(value, "value", positive=True)
     if not lo <= value <= hi:
-        raise ValueError(f"`value`={value} must lie in [min, max] = [{lo}, {hi}]")
+        raise ValueError(f"`value`={value} must lie in [low, high] = [{lo}, {hi}]")
     return W.FloatLogSlider(
         value=value,
         base=10,
