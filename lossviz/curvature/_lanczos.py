@@ -1,0 +1,253 @@
+r"""The Lanczos iteration with full re-orthogonalisation and its tridiagonal eigensolve.
+
+From a unit vector ``v_1``, ``m`` steps build an orthonormal basis ``V = [v_1, ..., v_m]`` of the
+Krylov space ``span{v_1, H v_1, ..., H^{m-1} v_1}`` in which ``V^T H V = T`` is tridiagonal
+(diagonal ``alpha``, off-diagonal ``beta``):
+
+.. math::
+
+    \beta_j v_{j+1} = H v_j - \alpha_j v_j - \beta_{j-1} v_{j-1}.
+
+Every new vector is orthogonalised twice against all previous ones (classical Gram-Schmidt,
+"twice is enough"); without it, orthogonality is lost in floating point and spurious copies of
+the extreme eigenvalues appear (C. C. Paige, 1971; B. N. Parlett, *The Symmetric Eigenvalue
+Problem*, SIAM 1998, chapter 13). The eigenpairs ``(theta_i, s_i)`` of ``T`` give Ritz pairs
+``(theta_i, V s_i)`` with residual norm ``||H V s_i - theta_i V s_i|| = beta_m |s_{m,i}|``.
+
+* :func:`lanczos` runs a fixed number of steps (the building block of stochastic Lanczos
+  quadrature, :mod:`lossviz.curvature._slq`);
+* ``_lanczos_extreme`` grows the space until the wanted Ritz pairs converge (the
+  ``method="lanczos"`` path of :func:`lossviz.curvature.top_eigenvalues`);
+* ``_tridiag_eigh`` is LAPACK ``dstev`` called directly (its wrappers cost 3-5x the solve at the
+  sizes of one Lanczos step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import eigh_tridiagonal, lapack
+
+from .._result import Result
+from .._validate import check_int, check_tensor
+from ._operator import HessianOperator
+
+__all__ = ["LanczosResult", "lanczos"]
+
+
+def _tridiag_eigh(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the symmetric tridiagonal ``T(alpha, beta)``.
+
+    LAPACK ``dstev`` directly: it runs once per Lanczos step, and the wrapper overhead of
+    ``numpy.linalg.eigh`` / ``scipy.linalg.eigh_tridiagonal`` was measured at 3-5x its cost here.
+    """
+    m = len(alpha)
+    if m == 1:
+        return np.array(alpha, dtype=np.float64), np.ones((1, 1))
+    d = np.array(alpha, dtype=np.float64)
+    e = np.array(beta[: m - 1], dtype=np.float64)
+    w, z, info = lapack.dstev(d, e, compute_v=1)
+    if info != 0:  # QL did not converge (practically never): the robust MRRR path
+        return eigh_tridiagonal(d, e)
+    return w, z
+
+
+def _lanczos_extreme(
+    op: HessianOperator,
+    k: int,
+    which: str,
+    tol: float,
+    maxiter: int | None,
+    start: np.ndarray,
+    stop: str = "residual",
+):
+    """Lanczos with full re-orthogonalisation, stopped when the ``k`` wanted Ritz pairs converge.
+
+    Returns Ritz values (k,), Ritz vectors (n, k), residual estimates ``beta_m |s_{m,i}|`` and
+    a converged flag per pair (``residual <= tol |theta|``, or an invariant Krylov space; with
+    ``stop="gap"`` the error estimate ``min(r, r^2 / gap)`` replaces ``r``).
+    """
+    n = op.size
+    steps = min(n, maxiter if maxiter is not None else 300)
+    V = torch.empty(min(steps, 16), n, dtype=op.dtype, device=op.device)  # grown on demand
+    q = torch.from_numpy(np.ascontiguousarray(start)).to(dtype=op.dtype, device=op.device)
+    V[0] = q / q.norm()
+    alpha: list[float] = []
+    beta: list[float] = []
+    floor = 10 * torch.finfo(op.dtype).eps
+
+    def wanted(theta):  # theta is in ascending order
+        if which == "SA":
+            return np.arange(min(k, len(theta)))
+        if which == "LM":
+            return np.argsort(-np.abs(theta), kind="stable")[:k]
+        return np.arange(len(theta) - 1, max(len(theta) - 1 - k, -1), -1)
+
+    def estimates(theta, idx, res) -> list[float]:
+        """Error estimate per wanted pair: ``r`` or, with ``stop="gap"``, ``min(r, r^2 / gap)``.
+
+        Plain floats: it runs once per product, and numpy calls on these tiny arrays cost more
+        than the arithmetic (measured in situ, benchmarks/curvature.md).
+        """
+        if stop != "gap" or len(theta) < 2:
+            return res.tolist()
+        th, out = theta.tolist(), []
+        for i, r_i in zip(idx.tolist(), res.tolist()):
+            gap = min(
+                th[i] - th[i - 1] if i > 0 else math.inf, th[i + 1] - th[i] if i + 1 < len(th) else math.inf
+            )
+            out.append(min(r_i, r_i * r_i / max(gap, 1e-300)))
+        return out
+
+    theta = S = idx = None
+    res = None
+    for j in range(steps):
+        w = op._matmat(V[j : j + 1])[0]
+        Vj = V[: j + 1]
+        # full re-orthogonalisation, twice (classical Gram-Schmidt); c[j] = v_j . H v_j = alpha_j
+        c = Vj @ w
+        w = torch.addmv(w, Vj.T, c, alpha=-1.0)
+        w = torch.addmv(w, Vj.T, Vj @ w, alpha=-1.0)
+        a_j, b = torch.stack([c[j], torch.linalg.vector_norm(w)]).tolist()  # one device sync
+        alpha.append(a_j)
+        m = j + 1
+        if m >= k:
+            theta, S = _tridiag_eigh(alpha, beta)
+            scale = max(abs(float(theta[0])), abs(float(theta[-1])), 1e-300)  # theta ascending
+            if b <= floor * scale:  # invariant subspace: the Ritz pairs are exact
+                idx = wanted(theta)
+                res = np.zeros(k)
+                break
+            idx = wanted(theta)
+            res = b * np.abs(S[-1, idx])
+            th = theta.tolist()
+            converged = all(
+                e_i <= tol * max(abs(th[i]), floor * scale)
+                for i, e_i in zip(idx.tolist(), estimates(theta, idx, res))
+            )
+            if converged:
+                break
+        elif b <= floor * max(abs(a) for a in alpha):
+            break
+        if j + 1 < steps:
+            beta.append(b)
+            if j + 1 == V.shape[0]:
+                V = torch.cat(
+                    [
+                        V,
+                        torch.empty(
+                            min(steps, 2 * V.shape[0]) - V.shape[0], n, dtype=V.dtype, device=V.device
+                        ),
+                    ]
+                )
+            torch.mul(w, 1.0 / b, out=V[j + 1])
+    m = len(alpha)
+    if theta is None or len(theta) != m:  # stopped before k Ritz values existed
+        theta, S = _tridiag_eigh(alpha, beta[: m - 1])
+        idx = wanted(theta)
+        res = np.full(len(idx), np.inf)
+    vals = np.full(k, np.nan)
+    vecs = torch.full((n, k), float("nan"), dtype=op.dtype, device=op.device)
+    r = np.full(k, np.nan)
+    got = len(idx)
+    vals[:got] = theta[idx]
+    Sm = torch.from_numpy(np.ascontiguousarray(S[:, idx])).to(dtype=op.dtype, device=op.device)
+    vecs[:, :got] = V[:m].T @ Sm
+    r[:got] = res
+    ok = np.zeros(k, dtype=bool)
+    err = np.array(estimates(theta, idx, res))
+    ok[:got] = err <= tol * np.maximum(np.abs(theta[idx]), 1e-300) * 10
+    return vals, vecs, r, ok
+
+
+@dataclass(frozen=True, repr=False)
+class LanczosResult(Result):
+    """A Lanczos tridiagonalisation ``V^T H V = T`` started from ``v0``.
+
+    Attributes
+    ----------
+    alpha, beta : np.ndarray
+        Diagonal (m,) and off-diagonal (m - 1,) of ``T``.
+    basis : torch.Tensor (m, n)
+        Orthonormal Lanczos vectors (rows).
+    orthogonality_loss : float
+        ``max |V V^T - I|``.
+    breakdown : bool
+        The Krylov space became invariant before ``steps`` (then ``m < steps`` and the Ritz
+        values are exact eigenvalues of ``H``).
+    """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    basis: torch.Tensor
+    orthogonality_loss: float
+    breakdown: bool
+    matvecs: int
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ritz values ``theta_j`` and the squared first components ``tau_j`` of T's eigenvectors."""
+        if len(self.alpha) == 1:
+            return self.alpha.copy(), np.ones(1)
+        theta, S = eigh_tridiagonal(self.alpha, self.beta)
+        return theta, S[0] ** 2
+
+
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor] | HessianOperator,
+    v0: torch.Tensor,
+    steps: int,
+    *,
+    reorthogonalize: bool = True,
+    breakdown_tol: float | None = None,
+) -> LanczosResult:
+    r"""``steps`` Lanczos iterations from ``v0`` with full re-orthogonalisation.
+
+    Each new vector is orthogonalised twice against all previous ones (classical Gram-Schmidt,
+    twice is enough); without it Lanczos loses orthogonality and produces spurious copies of
+    the extreme eigenvalues ("ghosts"). Stops early when ``beta_j`` falls below
+    ``breakdown_tol * max|alpha|`` (invariant subspace). ``matvec`` maps a vector of length ``n``
+    to ``H v`` (a :class:`HessianOperator` works).
+    """
+    steps = check_int(steps, "steps", minimum=1)
+    v0 = check_tensor(v0, "v0", ndim=1, floating=True)
+    mv = matvec.matvec if isinstance(matvec, HessianOperator) else matvec
+    if not callable(mv):
+        raise TypeError("`matvec` must be callable(v) -> H v or a HessianOperator")
+    n = v0.shape[0]
+    steps = min(steps, n)
+    tol = (100 * torch.finfo(v0.dtype).eps) if breakdown_tol is None else breakdown_tol
+    nrm = v0.norm()
+    if not nrm > 0:
+        raise ValueError("`v0` must be non-zero")
+    V = torch.empty(steps, n, dtype=v0.dtype, device=v0.device)
+    V[0] = v0 / nrm
+    alpha, beta = [], []
+    count, breakdown, scale = 0, False, 0.0
+    for j in range(steps):
+        w = mv(V[j])
+        count += 1
+        a = float(torch.dot(w, V[j]))
+        alpha.append(a)
+        scale = max(scale, abs(a))
+        if j == steps - 1:
+            break
+        if reorthogonalize:
+            w = w - V[: j + 1].T @ (V[: j + 1] @ w)
+            w = w - V[: j + 1].T @ (V[: j + 1] @ w)
+        else:
+            w = w - a * V[j] - (beta[-1] * V[j - 1] if j > 0 else 0)
+        b = float(w.norm())
+        if b <= tol * max(scale, 1e-300):
+            breakdown = True
+            break
+        beta.append(b)
+        V[j + 1] = w / b
+    m = len(alpha)
+    V = V[:m]
+    gram = V @ V.T
+    ortho = float((gram - torch.eye(m, dtype=V.dtype, device=V.device)).abs().max())
+    return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), V, ortho, breakdown, count)
