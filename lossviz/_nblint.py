@@ -68,6 +68,13 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
         problems.append("hard-codes .cuda()")
     if re.search(r"""["'](/home/|/work/|/Users/|/root/|[A-Za-z]:\\\\)""", code):
         problems.append("uses an absolute path")
+    if re.search(r"torch\.set_num_threads\(", code):
+        problems.append("sets torch threads itself (lossviz.notebook_params pins them on the CPU)")
+    if re.search(r"\bPanel\(", code) and ".check_responds(" not in code:
+        problems.append("builds a widgets.Panel but never calls panel.check_responds()")
+    uses = [m.start() for m in re.finditer(r"\bDEVICE\b", code)]
+    if len(uses) < 2:  # the notebook_params line itself is one
+        problems.append("ignores DEVICE: create data and models with device=DEVICE")
     if path.name.startswith("00_"):
         return problems
     if path.parent.name in TRACKS:
@@ -91,11 +98,29 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
         if cells[j].get("cell_type") == "code"
     ):
         problems.append("no assert after the 'Claim check' heading")
-    if not any(
-        c.get("cell_type") == "markdown" and re.search(r"^#+\s*exercises", _src(c), re.I | re.M)
-        for c in cells
-    ):
+    else:
+        # the claim-check markdown (heading cell and the markdown right after it) names the control
+        text = ""
+        for j in range(heads[-1], len(cells)):
+            if cells[j].get("cell_type") != "markdown":
+                break
+            text += _src(cells[j])
+        if not re.search(r"\bcontrol", text, re.I):
+            problems.append("the 'Claim check' markdown does not name its negative control")
+    ex = [
+        i
+        for i, c in enumerate(cells)
+        if c.get("cell_type") == "markdown" and re.search(r"^#+\s*exercises", _src(c), re.I | re.M)
+    ]
+    if not ex:
         problems.append("no 'Exercises' heading")
+    else:
+        for j in range(ex[-1] + 1, len(cells)):
+            c = cells[j]
+            if c.get("cell_type") == "code" and _src(c).strip() and "check_prediction(" not in _src(c):
+                problems.append(
+                    f"exercise cell {j} does not use widgets.check_prediction (predict, then check)"
+                )
     first = _src(cells[0]) if cells[0].get("cell_type") == "markdown" else ""
     if not re.search(r"arxiv|doi", first, re.I):
         problems.append("first cell cites no arXiv id or DOI")

@@ -44,11 +44,12 @@ def _good_notebook():
         nbformat.v4.new_markdown_cell("# Paper\narXiv:1234.5678\nThe claim: x."),
         p,
         nbformat.v4.new_code_cell(
-            "import lossviz\nSEED, QUICK, DEVICE = lossviz.notebook_params(SEED, QUICK)"
+            "import lossviz\nSEED, QUICK, DEVICE = lossviz.notebook_params(SEED, QUICK)\nx = make(device=DEVICE)"
         ),
-        nbformat.v4.new_markdown_cell("## Claim check"),
+        nbformat.v4.new_markdown_cell("## Claim check\n1. the claim holds\n2. **Control:** not without it"),
         nbformat.v4.new_code_cell("assert 1 + 1 == 2, 'claim'"),
         nbformat.v4.new_markdown_cell("## Exercises"),
+        nbformat.v4.new_code_cell("PREDICTION = None\nwidgets.check_prediction(PREDICTION, answer=1.0)"),
     ]
     return nb
 
@@ -70,6 +71,19 @@ def _good_notebook():
             "absolute",
         ),
         (lambda nb: nb.cells.pop(5), "Exercises"),
+        (lambda nb: nb.cells[3].update(source="## Claim check\n1. the claim holds"), "negative control"),
+        (lambda nb: nb.cells[6].update(source="print(answer)"), "check_prediction"),
+        (
+            lambda nb: nb.cells[2].update(
+                source="import lossviz\nSEED, QUICK, DEVICE = lossviz.notebook_params(SEED, QUICK)"
+            ),
+            "DEVICE",
+        ),
+        (lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\ntorch.set_num_threads(1)"), "threads"),
+        (
+            lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\np = widgets.Panel(c, f, fig)"),
+            "check_responds",
+        ),
     ],
 )
 def test_lint_catches_problems(tmp_path, mutate, problem):
