@@ -40,6 +40,7 @@ from ._validate import check_float, check_int
 __all__ = [
     "log_slider",
     "error_output",
+    "show_error",
     "debounce",
     "Panel",
     "Sweep",
@@ -92,9 +93,22 @@ def log_slider(
     )
 
 
+_ERROR_LAYOUT = {"border": "1px solid #e0a0a0", "max_height": "12em", "overflow": "auto"}
+
+
 def error_output() -> W.Output:
-    """An ``Output`` widget to catch and show errors from widget callbacks."""
-    return W.Output(layout={"border": "1px solid #e0a0a0", "max_height": "12em", "overflow": "auto"})
+    """An ``Output`` widget to catch and show errors from widget callbacks.
+
+    It is hidden (``display: none``) while empty; :func:`show_error` writes into it and shows it.
+    """
+    return W.Output(layout={**_ERROR_LAYOUT, "display": "none"})
+
+
+def show_error(output: W.Output, text: str) -> None:
+    """Append ``text`` to an :func:`error_output` as stderr and make the box visible."""
+    output.layout.display = None
+    # append_stderr works inside and outside a kernel (``with output:`` needs IPython)
+    output.append_stderr(text)
 
 
 def debounce(wait: float) -> Callable[[Callable], Callable]:
@@ -237,8 +251,7 @@ class Panel:
             self.calls += 1
         except Exception as exc:  # noqa: BLE001 - shown to the user in the Output widget
             self.last_error = exc
-            # append_stderr works inside and outside a kernel (``with output:`` needs IPython)
-            self.output.append_stderr(f"lossviz: update failed for {self.values}:\n" + traceback.format_exc())
+            show_error(self.output, f"lossviz: update failed for {self.values}:\n" + traceback.format_exc())
 
     @property
     def widget(self) -> W.Widget:

@@ -66,8 +66,10 @@ def test_panel_routes_errors_to_output():
         return {0: {"y": [v, v]}}
 
     panel = widgets.Panel({"v": slider}, compute, fig)
+    assert panel.output.layout.display == "none"  # the empty error box is invisible
     slider.value = 3.0  # must not raise into the caller
     assert isinstance(panel.last_error, RuntimeError)
+    assert panel.output.layout.display != "none"  # ... and shows itself with an error
     assert any("boom" in o.get("text", "") for o in panel.output.outputs)
     assert list(fig.data[0].y) == [1.0, 1.0]  # last good state kept
     slider.value = 1.5
