@@ -19,8 +19,8 @@ def test_log_slider_range():
 @pytest.mark.parametrize(
     "args,kw,match",
     [
-        ((1e-3, 1e-4), {}, "max"),
-        ((0.0, 1.0), {}, "min"),
+        ((1e-3, 1e-4), {}, "high"),
+        ((0.0, 1.0), {}, "low"),
         ((1e-3, 1.0), {"value": 5.0}, "value"),
         ((1e-3, 1.0), {"steps_per_decade": 0}, "steps_per_decade"),
     ],
