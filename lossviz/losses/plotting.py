@@ -48,6 +48,8 @@ def _penalty_floor(weights) -> float:
     w = np.asarray(weights, dtype=float)
     pos = w[np.isfinite(w) & (w > 0)]
     return max(_PENALTY_FLOOR, 1e-3 * float(pos.min())) if pos.size else _PENALTY_FLOOR
+
+
 _MARGIN_AXIS = "margin z_y - max_k z_k"
 
 

@@ -77,10 +77,115 @@ def test_comp_sum_bound_functions():
             np.testing.assert_allclose(L.comp_sum_bound_inverse(b.T, q, k), t, atol=1e-9)
 
 
-@pytest.mark.parametrize("q", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("q", [-1.5, float("inf"), float("nan")])
 def test_bad_q(q):
     z, y = _data(n=4, k=3)
     with pytest.raises(ValueError, match="q"):
         L.comp_sum(z, y, q)
     with pytest.raises(ValueError, match="q"):
         L.comp_sum_bound(q, 3)
+
+
+# ----------------------------------------------------------------------------- the bound is a bound
+
+
+def _phi(s, q):
+    """Comp-sum loss as a function of the predicted true-class probability s (float64)."""
+    return -np.log(s) if q == 0 else -np.expm1(q * np.log(s)) / q
+
+
+def _best_conditional_risk(p, q):
+    """inf over the simplex of sum_y p_y phi(s_y) (exact, per row of p)."""
+    if q == 0:
+        return -(p * np.log(p)).sum(1)
+    if q >= 1:  # phi concave (linear at q = 1): a vertex, all mass on the most likely class
+        return (1 - p.max(1)) / q
+    r = 1 / (1 - q)
+    big_s = (p**r).sum(1)
+    return -np.expm1((1 - q) * np.log(big_s)) / q
+
+
+def _regret_samples(n, num=4000, seed=0):
+    """Conditional distributions p and predicted distributions s: random and adversarial (the
+    predicted class barely above the most likely one, the rest at the surrogate optimum)."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(n, 0.5), size=num)
+    p = np.clip(p, 1e-9, None)
+    p /= p.sum(1, keepdims=True)
+    s_rand = rng.dirichlet(np.ones(n), size=num)
+    s = s_rand.copy()
+    half = num // 2
+    top = p[:half].argmax(1)
+    wrong = (top + rng.integers(1, n, size=half)) % n
+    s_adv = p[:half] ** rng.uniform(0.5, 2.0, size=(half, 1))
+    s_adv /= s_adv.sum(1, keepdims=True)
+    rows = np.arange(half)
+    m = (s_adv[rows, top] + s_adv[rows, wrong]) / 2
+    s_adv[rows, top], s_adv[rows, wrong] = m * (1 - 1e-9), m * (1 + 1e-9)
+    s[:half] = s_adv
+    return p, s
+
+
+def _regrets(p, s, q):
+    rows = np.arange(len(p))
+    d01 = p.max(1) - p[rows, s.argmax(1)]
+    c = (p * _phi(s, q)).sum(1)
+    return d01, c - _best_conditional_risk(p, q)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+@pytest.mark.parametrize("q", [-1.0, -0.5, 0.0, 0.3, 0.7, 1.0, 1.5, 3.0])
+def test_comp_sum_bound_lower_bounds_the_exact_conditional_regret(n, q):
+    p, s = _regret_samples(n, seed=n)
+    d01, dphi = _regrets(p, s, q)
+    assert np.all(dphi >= -1e-9), "the surrogate regret is never negative"
+    T = L.comp_sum_bound(q, n, np.clip(d01, 0, 1)).T
+    worst = float(np.max(T - dphi))
+    assert worst <= 1e-9 * max(1.0, float(np.abs(dphi).max())), (
+        f"T(Delta_01) exceeds Delta_Phi by {worst:.2e}"
+    )
+    # equivalently Delta_01 <= Gamma(Delta_Phi)
+    gamma = L.comp_sum_bound_inverse(dphi[::20], q, n)
+    assert np.all(d01[::20] <= gamma + 1e-7)
+
+
+@pytest.mark.parametrize("q", [-0.5, 0.0, 0.7, 1.0])
+def test_comp_sum_bound_is_attained_for_two_classes(q):
+    # n = 2, p = ((1+t)/2, (1-t)/2), prediction at the decision boundary: Delta_Phi = T(t)
+    t = np.array([0.05, 0.3, 0.7, 0.95])
+    p = np.stack([(1 + t) / 2, (1 - t) / 2], 1)
+    s = np.full_like(p, 0.5)
+    s[:, 1] += 1e-12
+    s[:, 0] -= 1e-12
+    d01, dphi = _regrets(p, s, q)
+    np.testing.assert_allclose(d01, t)
+    np.testing.assert_allclose(L.comp_sum_bound(q, 2, t).T, dphi, rtol=1e-6, atol=1e-12)
+
+
+def test_gce_bound_is_loose_for_many_classes():
+    # valid but not tight for n > 2 and q > 0: the closest sample is still ~3x above the bound
+    p, s = _regret_samples(10, num=10000, seed=3)
+    d01, dphi = _regrets(p, s, 0.7)
+    keep = d01 > 0.2
+    ratio = dphi[keep] / L.comp_sum_bound(0.7, 10, d01[keep]).T
+    assert ratio.min() > 1.5
+
+
+def test_comp_sum_bound_eps_grid_is_log_spaced():
+    b = L.comp_sum_bound(0.7, 10)
+    assert b.eps[0] > 0 and np.allclose(np.diff(np.log(b.eps)), np.log(b.eps[1] / b.eps[0]))
+    assert b.eps[-1] == pytest.approx(float(b.T[-1]))
+    assert b.gamma[-1] == pytest.approx(1.0) and np.all(np.diff(b.gamma) >= 0)
+
+
+def test_comp_sum_branches_beyond_gce():
+    z, y = _data(n=16, k=4)
+    py = torch.softmax(z, 1)[torch.arange(16), y]
+    torch.testing.assert_close(L.comp_sum(z, y, -1.0, reduction="none"), 1 / py - 1)  # sum-exponential
+    torch.testing.assert_close(L.comp_sum(z, y, 2.0, reduction="none"), (1 - py**2) / 2)
+    t = np.linspace(0, 1, 11)
+    for k in (2, 10):
+        # continuity of T in q at the new branch points q = 0 (from below) and q = 1 (from above)
+        np.testing.assert_allclose(L.comp_sum_bound(-1e-7, k, t).T, L.comp_sum_bound(0.0, k, t).T, atol=1e-6)
+        np.testing.assert_allclose(L.comp_sum_bound(1 + 1e-7, k, t).T, t / k, atol=1e-6)
+        assert np.all(np.diff(L.comp_sum_bound(-0.5, k, t).T) > 0)
