@@ -1,14 +1,28 @@
-"""Loss landscapes: directions, lines, planes, interpolation, weight matching, trajectories,
-trainability maps and gradient descent with large step sizes.
+"""Loss landscapes: directions, lines, planes, interpolation, weight matching, trajectories and
+trainability maps.
 
 Every compute function returns a frozen result (arrays + settings + diagnostics) and leaves the
-user's model exactly as it was; drawing functions (:mod:`lossviz.landscape.plotting`) take results
-and return figures.
+user's model exactly as it was; results with a picture have ``.plot(backend=..., ax=None, **kw)``
+and the drawing functions (:mod:`lossviz.landscape.plotting`) take results and return figures.
 
 Conventions (CONVENTIONS.md sections 3-4): Gaussian directions, filter-normalised by default, with
 biases and normalisation-layer parameters fixed (``ignore=("bias", "norm")``); grid coordinates
 returned as explicit arrays with ``indexing="ij"``; the original model is the grid point (0, 0) and
-is evaluated; interpolation includes both end points.
+is evaluated; interpolation includes both end points. Losses at every point come from the one
+evaluator :func:`lossviz._model.mean_loss` (sample-weighted over batches).
+
+Modules (private; use the names below):
+
+* ``_directions`` random filter-normalised directions (Li et al. 2018);
+* ``_grid`` lines and planes on a grid (Li et al. 2018); ``_metrics`` metrics beside the loss;
+* ``_interpolate`` the straight path between two models and its barrier (Frankle et al. 2020);
+* ``_trajectory`` optimiser paths projected on PCA or given directions;
+* ``_matching`` weight matching (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin);
+* ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024).
+
+The large-step logistic-regression set-up of notebook L01 (Tyurin 2025) moved to
+:mod:`lossviz.papers.l01_large_step_logistic`; its old names here still work for one release
+(with a ``DeprecationWarning``), as does ``accuracy`` (now :func:`accuracy_metric`).
 
 >>> import torch
 >>> from lossviz import landscape
@@ -18,24 +32,13 @@ is evaluated; interpolation includes both end points.
 >>> fig = landscape.plot_plane(res, kind="contour")
 """
 
+from .._deprecate import moved
 from ._directions import Directions, as_directions, random_directions
-from ._grid import (
-    Interpolation,
-    Line,
-    Plane,
-    Trajectory,
-    accuracy,
-    cpu_workers,
-    grid_axis,
-    interpolate,
-    line,
-    plane,
-    trajectory,
-)
-from .large_steps import GDRun, batch_perceptron, logistic_gd, logistic_loss, separable_cloud
-from .matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
-from .plotting import plot_interpolation, plot_line, plot_plane, plot_trainability
-from .trainability import (
+from ._grid import Line, Plane, cpu_workers, grid_axis, line, plane
+from ._interpolate import Interpolation, interpolate
+from ._matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
+from ._metrics import accuracy_metric
+from ._trainability import (
     BoxCounting,
     Trainability,
     boundary_mask,
@@ -43,6 +46,16 @@ from .trainability import (
     mean_field_loss,
     mean_field_problem,
     trainability,
+)
+from ._trajectory import Trajectory, trajectory
+from .plotting import (
+    plot_box_counting,
+    plot_interpolation,
+    plot_line,
+    plot_plane,
+    plot_trainability,
+    plot_trajectory,
+    plot_weight_matching,
 )
 
 __all__ = [
@@ -57,7 +70,7 @@ __all__ = [
     "plane",
     "interpolate",
     "trajectory",
-    "accuracy",
+    "accuracy_metric",
     "grid_axis",
     "cpu_workers",
     "WeightMatching",
@@ -68,7 +81,10 @@ __all__ = [
     "plot_plane",
     "plot_line",
     "plot_interpolation",
+    "plot_trajectory",
     "plot_trainability",
+    "plot_box_counting",
+    "plot_weight_matching",
     "Trainability",
     "trainability",
     "BoxCounting",
@@ -76,9 +92,17 @@ __all__ = [
     "box_counting_dimension",
     "mean_field_problem",
     "mean_field_loss",
-    "GDRun",
-    "separable_cloud",
-    "logistic_loss",
-    "logistic_gd",
-    "batch_perceptron",
 ]
+
+_L01 = "lossviz.papers.l01_large_step_logistic"
+__getattr__ = moved(
+    __name__,
+    {
+        "accuracy": "lossviz.landscape:accuracy_metric",
+        "GDRun": f"{_L01}:GDRun",
+        "separable_cloud": f"{_L01}:separable_cloud",
+        "logistic_loss": f"{_L01}:logistic_loss",
+        "logistic_gd": f"{_L01}:logistic_gd",
+        "batch_perceptron": f"{_L01}:batch_perceptron",
+    },
+)

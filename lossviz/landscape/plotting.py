@@ -1,39 +1,68 @@
 """Drawing landscape results: plotly (default) or matplotlib; figures are returned, never shown.
 
+Every function has the shape ``plot_x(result, *, backend="plotly", ax=None, **kw)`` (the drawing
+kit :mod:`lossviz._plot`): axis titles on every figure, fixed colours per series, and a
+matplotlib figure created here is returned closed (display it with ``IPython.display.display``);
+with ``ax=`` it draws into the caller's axes and leaves the figure open. Each result has the
+same picture as ``result.plot(backend=..., ax=..., **kw)``.
+
 Axis convention: ``alpha`` (first direction) is horizontal, ``beta`` vertical. Results store
 ``loss[i, j]`` at ``(alphas[i], betas[j])``; plotly and matplotlib want rows = y, so the arrays
 are transposed here and only here. Diverged (non-finite) cells are never drawn as NaN colours:
-they are painted with the top colour and marked with an explicit "diverged" overlay.
+they are painted with the top colour and marked with an explicit "diverged" overlay. Log colour
+scales are floored (:func:`lossviz._plot.log_floor`): values at or below the floor are drawn at
+the floor, and a result with no positive value raises instead of drawing a flat picture.
+
+>>> import torch
+>>> from lossviz import landscape
+>>> net = torch.nn.Linear(2, 1)
+>>> res = landscape.line(net, torch.nn.functional.mse_loss, (torch.randn(8, 2), torch.randn(8, 1)), steps=5)
+>>> fig = res.plot(backend="matplotlib")          # a closed matplotlib Figure
+>>> fig.axes[0].get_xlabel()
+'alpha (direction 1)'
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import _plot
 from .._validate import check_choice
 
-__all__ = ["plot_plane", "plot_line", "plot_interpolation", "plot_trainability", "display_values"]
+__all__ = [
+    "plot_plane",
+    "plot_line",
+    "plot_interpolation",
+    "plot_trajectory",
+    "plot_trainability",
+    "plot_box_counting",
+    "plot_weight_matching",
+    "display_values",
+    "trainability_image",
+]
 
 
 def display_values(
-    z: np.ndarray, *, log: bool = False, clip: float | None = None
+    z: np.ndarray, *, log: bool = False, clip: float | None = None, name: str = "loss"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Finite values for drawing and the mask of cells that were not finite.
 
     Non-finite cells (and, with ``clip``, cells above ``clip``) take the largest drawn value;
-    ``log=True`` draws ``log10`` (values are floored at the smallest positive finite value).
+    ``log=True`` draws ``log10`` of the values floored by :func:`lossviz._plot.log_floor`
+    (``1e-3`` x the smallest positive value; ``ValueError`` naming ``name`` if none is positive).
     """
     z = np.asarray(z, dtype=float)
     bad = ~np.isfinite(z)
     good = z[~bad]
     if good.size == 0:
+        if log:
+            raise ValueError(f"`{name}` has no finite value: nothing to draw on a log scale")
         return np.zeros_like(z), bad
     top = float(good.max()) if clip is None else min(float(good.max()), float(clip))
     out = np.where(bad, top, np.minimum(z, top))
     if log:
-        pos = out[out > 0]
-        floor = float(pos.min()) if pos.size else 1e-300
-        out = np.log10(np.maximum(out, floor))
+        out, _ = _plot.log_floor(out, name=name)
+        out = np.log10(out)
     return out, bad
 
 
@@ -47,18 +76,21 @@ def _traj_xy(trajectory):
     return c[:, 0], c[:, 1]
 
 
+_XLAB, _YLAB = "alpha (direction 1)", "beta (direction 2)"
+
+
 def plot_plane(
     result,
     kind: str = "contour",
     *,
     backend: str = "plotly",
+    ax=None,
     metric: str | None = None,
     log: bool = False,
     clip: float | None = None,
     levels: int = 30,
     trajectory=None,
     title: str | None = None,
-    ax=None,
 ):
     """Draw a :class:`~lossviz.landscape.Plane` as a contour, heatmap or 3-D surface.
 
@@ -66,33 +98,30 @@ def plot_plane(
     ----------
     kind : ``"contour"`` | ``"heatmap"`` | ``"surface"`` (surface: plotly only)
     backend : ``"plotly"`` | ``"matplotlib"``
+    ax : matplotlib Axes to draw into (matplotlib only; the figure then stays open)
     metric : draw ``result.metrics[metric]`` instead of the loss
-    log : draw ``log10`` of the values; clip : cap values above this (e.g. ``5 * origin_loss``)
+    log : draw ``log10`` of the values, floored (``ValueError`` if no value is positive)
+    clip : cap values above this (e.g. ``5 * origin_loss``)
     trajectory : :class:`~lossviz.landscape.Trajectory` or (T, 2) coordinates to overlay
-    ax : matplotlib axes (matplotlib backend only)
     """
     check_choice(kind, "kind", ("contour", "heatmap", "surface"))
-    check_choice(backend, "backend", ("plotly", "matplotlib"))
+    backend = _plot.check_backend(backend)
     if metric is None:
-        z, label = result.loss, "log10 loss" if log else "loss"
+        z, name = result.loss, "loss"
     else:
         if metric not in result.metrics:
             raise ValueError(f"`metric` must be one of {sorted(result.metrics)}, got {metric!r}")
-        z, label = result.metrics[metric], metric
-    zz, bad = display_values(z, log=log, clip=clip)
+        z, name = result.metrics[metric], metric
+    label = f"log10 {name}" if log else name
+    zz, bad = display_values(z, log=log, clip=clip, name=name)
     a, b = np.asarray(result.alphas), np.asarray(result.betas)
     i0, j0 = result.origin_index
     txy = _traj_xy(trajectory)
     title = title or ("loss landscape" if metric is None else metric)
     if backend == "matplotlib":
-        import matplotlib.pyplot as plt
-
         if kind == "surface":
             raise ValueError("`kind='surface'` needs backend='plotly'")
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 4))
-        else:
-            fig = ax.figure
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 4))
         A, B = np.meshgrid(a, b, indexing="ij")
         if kind == "contour":
             cs = ax.contourf(A, B, zz, levels=levels, cmap="viridis")
@@ -105,16 +134,14 @@ def plot_plane(
         ax.plot([a[i0]], [b[j0]], marker="*", color="white", markeredgecolor="k", ms=12, ls="", label="model")
         if txy is not None:
             ax.plot(*txy, "-o", color="orange", ms=3, lw=1.5, label="trajectory")
-        ax.set_xlabel("alpha (direction 1)")
-        ax.set_ylabel("beta (direction 2)")
-        ax.set_title(title)
-        ax.legend(loc="upper right", fontsize=8)
-        return fig
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=_XLAB, ylabel=_YLAB, legend=True)
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig, _ = _plot.new_figure(backend, ax)
     if kind == "surface":
-        fig.add_trace(go.Surface(x=a, y=b, z=zz.T, colorscale="Viridis", colorbar={"title": label}))
+        fig.add_trace(
+            go.Surface(x=a, y=b, z=zz.T, colorscale="Viridis", colorbar={"title": label}, name=label)
+        )
         fig.add_trace(
             go.Scatter3d(
                 x=[a[i0]],
@@ -153,24 +180,13 @@ def plot_plane(
                     line={"color": "orange"},
                 )
             )
-        fig.update_layout(scene={"xaxis_title": "alpha", "yaxis_title": "beta", "zaxis_title": label})
+        fig.update_layout(scene={"xaxis_title": _XLAB, "yaxis_title": _YLAB, "zaxis_title": label})
     else:
-        if kind == "contour":
-            fig.add_trace(
-                go.Contour(
-                    x=a,
-                    y=b,
-                    z=zz.T,
-                    colorscale="Viridis",
-                    ncontours=levels,
-                    colorbar={"title": label},
-                    name=label,
-                )
-            )
-        else:
-            fig.add_trace(
-                go.Heatmap(x=a, y=b, z=zz.T, colorscale="Viridis", colorbar={"title": label}, name=label)
-            )
+        trace = go.Contour if kind == "contour" else go.Heatmap
+        extra = {"ncontours": levels} if kind == "contour" else {}
+        fig.add_trace(
+            trace(x=a, y=b, z=zz.T, colorscale="Viridis", colorbar={"title": label}, name=label, **extra)
+        )
         if bad.any():
             A, B = np.meshgrid(a, b, indexing="ij")
             fig.add_trace(
@@ -207,90 +223,136 @@ def plot_plane(
                     line={"color": "orange"},
                 )
             )
-        fig.update_layout(xaxis_title="alpha (direction 1)", yaxis_title="beta (direction 2)")
-    fig.update_layout(title=title, width=560, height=480, legend={"x": 0.01, "y": 0.99})
-    return fig
+    fig.update_layout(width=560, height=480, legend={"x": 0.01, "y": 0.99})
+    return _plot.finish(fig, backend, title=title, xlabel=_XLAB, ylabel=_YLAB)
 
 
-def plot_line(result, *, backend: str = "plotly", metric: str | None = None, log: bool = False, ax=None):
-    """Draw a :class:`~lossviz.landscape.Line` (loss against alpha)."""
-    check_choice(backend, "backend", ("plotly", "matplotlib"))
+def plot_line(
+    result,
+    *,
+    backend: str = "plotly",
+    ax=None,
+    metric: str | None = None,
+    log: bool = False,
+    title: str | None = None,
+):
+    """Draw a :class:`~lossviz.landscape.Line` (loss, or a metric, against alpha)."""
+    backend = _plot.check_backend(backend)
+    if metric is not None and metric not in result.metrics:
+        raise ValueError(f"`metric` must be one of {sorted(result.metrics)}, got {metric!r}")
+    name = metric or "loss"
     z = result.loss if metric is None else result.metrics[metric]
-    zz, bad = display_values(z, log=log)
+    zz, bad = display_values(z, log=log, name=name)
     a = np.asarray(result.alphas)
-    label = metric or ("log10 loss" if log else "loss")
+    label = f"log10 {name}" if log else name
+    title = title or f"{name} along a line"
     if backend == "matplotlib":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 3.5))
-        else:
-            fig = ax.figure
-        ax.plot(a, zz, "-", label=label)
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 3.5))
+        ax.plot(a, zz, "-", color=_plot.color(0), label=label)
         if bad.any():
             ax.plot(a[bad], zz[bad], "x", color="red", label="diverged")
         ax.axvline(0.0, color="gray", lw=0.8)
-        ax.set_xlabel("alpha")
-        ax.set_ylabel(label)
-        ax.legend()
-        return fig
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=_XLAB, ylabel=label, legend=True)
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Scatter(x=a, y=zz, mode="lines", name=label))
+    fig, _ = _plot.new_figure(backend, ax)
+    fig.add_trace(go.Scatter(x=a, y=zz, mode="lines", name=label, line={"color": _plot.color(0)}))
     if bad.any():
         fig.add_trace(
             go.Scatter(
                 x=a[bad], y=zz[bad], mode="markers", name="diverged", marker={"symbol": "x", "color": "red"}
             )
         )
-    fig.update_layout(xaxis_title="alpha", yaxis_title=label, width=560, height=380)
-    return fig
+    fig.update_layout(width=560, height=380)
+    return _plot.finish(fig, backend, title=title, xlabel=_XLAB, ylabel=label)
 
 
-def plot_interpolation(results, labels=None, *, backend: str = "plotly", metric: str | None = None, ax=None):
-    """Draw one or several :class:`~lossviz.landscape.Interpolation` curves (with their barrier)."""
-    check_choice(backend, "backend", ("plotly", "matplotlib"))
+def plot_interpolation(
+    results,
+    labels=None,
+    *,
+    backend: str = "plotly",
+    ax=None,
+    metric: str | None = None,
+    title: str | None = None,
+):
+    """Draw one or several :class:`~lossviz.landscape.Interpolation` curves (with their barrier).
+
+    Curve ``k`` gets colour ``lossviz._plot.color(k)`` and a legend entry with its barrier.
+    """
+    backend = _plot.check_backend(backend)
     if not isinstance(results, (list, tuple)):
         results = [results]
     if labels is None:
         labels = [f"path {k}" for k in range(len(results))] if len(results) > 1 else ["interpolation"]
     if len(labels) != len(results):
         raise ValueError(f"`labels` has {len(labels)} entries for {len(results)} results")
-    if backend == "matplotlib":
-        import matplotlib.pyplot as plt
+    for r in results:
+        if metric is not None and metric not in r.metrics:
+            raise ValueError(f"`metric` must be one of {sorted(r.metrics)}, got {metric!r}")
+    xlabel, ylabel = "alpha (0 = model A, 1 = model B)", metric or "loss"
+    title = title or ("loss on the straight path" if metric is None else f"{metric} on the straight path")
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 3.5))
-        else:
-            fig = ax.figure
-        for r, lab in zip(results, labels):
-            z = r.loss if metric is None else r.metrics[metric]
-            zz, _ = display_values(z)
-            ax.plot(
-                r.alphas, zz, "-o", ms=3, label=f"{lab} (barrier {r.barrier:.3g})" if metric is None else lab
-            )
-        ax.set_xlabel("alpha (0 = model A, 1 = model B)")
-        ax.set_ylabel(metric or "loss")
-        ax.legend(fontsize=8)
-        return fig
+    def series():
+        for k, (r, lab) in enumerate(zip(results, labels)):
+            zz, _ = display_values(r.loss if metric is None else r.metrics[metric], name=ylabel)
+            yield k, r, zz, (f"{lab} (barrier {r.barrier:.3g})" if metric is None else lab)
+
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 3.5))
+        for k, r, zz, lab in series():
+            ax.plot(r.alphas, zz, "-o", ms=3, color=_plot.color(k), label=lab)
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel, legend=True)
     import plotly.graph_objects as go
 
-    fig = go.Figure()
-    for r, lab in zip(results, labels):
-        z = r.loss if metric is None else r.metrics[metric]
-        zz, _ = display_values(z)
+    fig, _ = _plot.new_figure(backend, ax)
+    for k, r, zz, lab in series():
         fig.add_trace(
-            go.Scatter(
-                x=r.alphas,
-                y=zz,
-                mode="lines+markers",
-                name=f"{lab} (barrier {r.barrier:.3g})" if metric is None else lab,
-            )
+            go.Scatter(x=r.alphas, y=zz, mode="lines+markers", name=lab, line={"color": _plot.color(k)})
         )
-    fig.update_layout(
-        xaxis_title="alpha (0 = model A, 1 = model B)", yaxis_title=metric or "loss", width=600, height=400
+    fig.update_layout(width=600, height=400)
+    return _plot.finish(fig, backend, title=title, xlabel=xlabel, ylabel=ylabel)
+
+
+def plot_trajectory(result, *, backend: str = "plotly", ax=None, title: str | None = None):
+    """Draw a :class:`~lossviz.landscape.Trajectory`: the path in its first two coordinates.
+
+    The origin (the model the directions are centred on) is a star; the axis titles give each
+    PCA direction's share of the path's variance. Overlay it on a plane with
+    ``plot_plane(plane, trajectory=result)``.
+    """
+    backend = _plot.check_backend(backend)
+    x, y = _traj_xy(result)
+    ev = np.asarray(result.explained_variance, dtype=float)
+    labs = []
+    for k in range(2):
+        share = f" ({100 * ev[k]:.1f}% of the variance)" if k < len(ev) and np.isfinite(ev[k]) else ""
+        labs.append(f"direction {k + 1}{share}")
+    steps = np.asarray(result.steps)
+    title = title or "trajectory in the plane of its directions"
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 4))
+        ax.plot(x, y, "-o", color=_plot.color(1), ms=3, label="path")
+        ax.plot([0.0], [0.0], marker="*", color="white", markeredgecolor="k", ms=12, ls="", label="origin")
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=labs[0], ylabel=labs[1], legend=True)
+    import plotly.graph_objects as go
+
+    fig, _ = _plot.new_figure(backend, ax)
+    text = [f"step {s}" for s in steps] if len(steps) == len(x) else None
+    fig.add_trace(
+        go.Scatter(x=x, y=y, mode="lines+markers", name="path", text=text, line={"color": _plot.color(1)})
     )
-    return fig
+    fig.add_trace(
+        go.Scatter(
+            x=[0.0],
+            y=[0.0],
+            mode="markers",
+            name="origin",
+            marker={"symbol": "star", "size": 14, "color": "white", "line": {"color": "black", "width": 1}},
+        )
+    )
+    fig.update_layout(width=560, height=460)
+    return _plot.finish(fig, backend, title=title, xlabel=labs[0], ylabel=labs[1])
 
 
 def trainability_image(result) -> np.ndarray:
@@ -311,24 +373,19 @@ def trainability_image(result) -> np.ndarray:
     return img
 
 
-def plot_trainability(result, *, backend: str = "plotly", title: str | None = None, ax=None):
+def plot_trainability(result, *, backend: str = "plotly", ax=None, title: str | None = None):
     """Draw a :class:`~lossviz.landscape.Trainability` map: blue = trains, red = diverges.
 
     x = ``log10 lr_out`` (the second hyperparameter), y = ``log10 lr_in``; colour intensity = speed
     (of convergence or of divergence). There are no NaN colours: every cell is classified.
     """
-    check_choice(backend, "backend", ("plotly", "matplotlib"))
+    backend = _plot.check_backend(backend)
     img = trainability_image(result)
     x, y = np.asarray(result.y_values), np.asarray(result.x_values)
     xl, yl = result.y_label, result.x_label
     title = title or "trainability (blue: converges, red: diverges)"
     if backend == "matplotlib":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
-        else:
-            fig = ax.figure
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 4.5))
         ax.imshow(
             img,
             origin="lower",
@@ -339,12 +396,90 @@ def plot_trainability(result, *, backend: str = "plotly", title: str | None = No
             extent=(x[0], x[-1], y[0], y[-1]),
             interpolation="nearest",
         )
-        ax.set_xlabel(xl)
-        ax.set_ylabel(yl)
-        ax.set_title(title, fontsize=10)
-        return fig
+        ax.title.set_fontsize(10)
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=xl, ylabel=yl, legend=False)
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(x=x, y=y, z=img, colorscale="RdBu_r", zmin=-1, zmax=1, showscale=False))
-    fig.update_layout(xaxis_title=xl, yaxis_title=yl, title=title, width=520, height=480)
-    return fig
+    fig, _ = _plot.new_figure(backend, ax)
+    fig.add_trace(go.Heatmap(x=x, y=y, z=img, colorscale="RdBu_r", zmin=-1, zmax=1, showscale=False))
+    fig.update_layout(width=520, height=480)
+    return _plot.finish(fig, backend, title=title, xlabel=xl, ylabel=yl)
+
+
+def plot_box_counting(results, labels=None, *, backend: str = "plotly", ax=None, title: str | None = None):
+    """Draw one or several :class:`~lossviz.landscape.BoxCounting` results: ``N(s)`` against ``s``.
+
+    Log-log axes; each result's fitted slope is in its legend entry (the dimension is minus the
+    slope of ``log N`` against ``log s``) and the fitted line is drawn dashed in the same colour.
+    """
+    backend = _plot.check_backend(backend)
+    if not isinstance(results, (list, tuple)):
+        results = [results]
+    if labels is None:
+        labels = [f"image {k}" for k in range(len(results))] if len(results) > 1 else ["boundary"]
+    if len(labels) != len(results):
+        raise ValueError(f"`labels` has {len(labels)} entries for {len(results)} results")
+    xlabel, ylabel = "box size s (pixels)", "boxes touching the boundary N(s)"
+    title = title or "box counting"
+    rows = []
+    for k, (r, lab) in enumerate(zip(results, labels)):
+        s = np.asarray(r.sizes, dtype=float)
+        n = np.asarray(r.counts, dtype=float)
+        n, _ = _plot.log_floor(n, floor=0.5, name="counts")  # an empty box count (0) sits below 1
+        fit = None
+        if np.isfinite(r.dimension):
+            c = np.polyfit(np.log(1.0 / s), np.log(np.asarray(r.counts, dtype=float)), 1)[1]
+            fit = np.exp(c) * s ** (-r.dimension)
+        rows.append((k, s, n, fit, f"{lab}: dimension {r.dimension:.3f}"))
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 3.8))
+        for k, s, n, fit, lab in rows:
+            ax.plot(s, n, "o-", color=_plot.color(k), label=lab)
+            if fit is not None:
+                ax.plot(s, fit, "--", color=_plot.color(k), lw=0.8)
+        return _plot.finish(
+            fig, backend, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel, xlog=True, ylog=True, legend=True
+        )
+    import plotly.graph_objects as go
+
+    fig, _ = _plot.new_figure(backend, ax)
+    for k, s, n, fit, lab in rows:
+        fig.add_trace(go.Scatter(x=s, y=n, mode="lines+markers", name=lab, line={"color": _plot.color(k)}))
+        if fit is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=s,
+                    y=fit,
+                    mode="lines",
+                    showlegend=False,
+                    line={"color": _plot.color(k), "dash": "dash", "width": 1},
+                )
+            )
+    fig.update_layout(width=560, height=420)
+    return _plot.finish(fig, backend, title=title, xlabel=xlabel, ylabel=ylabel, xlog=True, ylog=True)
+
+
+def plot_weight_matching(result, *, backend: str = "plotly", ax=None, title: str | None = None):
+    """Draw a :class:`~lossviz.landscape.WeightMatching`: the alignment objective after each sweep.
+
+    Sweep 0 is the identity permutation; the curve rises and ends flat when a sweep changes
+    nothing (``converged``).
+    """
+    backend = _plot.check_backend(backend)
+    obj = np.asarray(result.objective, dtype=float)
+    sweeps = np.arange(len(obj))
+    xlabel, ylabel = "coordinate-descent sweep (0 = identity)", "sum of <W_A, P W_B P^T>"
+    state = "converged" if result.converged else "not converged"
+    title = title or f"weight matching ({state} after {result.sweeps} sweeps)"
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(5, 3.5))
+        ax.plot(sweeps, obj, "o-", color=_plot.color(0), label="objective")
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel, legend=False)
+    import plotly.graph_objects as go
+
+    fig, _ = _plot.new_figure(backend, ax)
+    fig.add_trace(
+        go.Scatter(x=sweeps, y=obj, mode="lines+markers", name="objective", line={"color": _plot.color(0)})
+    )
+    fig.update_layout(width=520, height=360)
+    return _plot.finish(fig, backend, title=title, xlabel=xlabel, ylabel=ylabel)

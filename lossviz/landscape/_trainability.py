@@ -34,6 +34,7 @@ import torch
 
 from .._result import Result
 from .._validate import check_dtype, check_float, check_int
+from ._grid import cpu_workers
 
 __all__ = [
     "Trainability",
@@ -119,10 +120,11 @@ class Trainability(Result):
         hx, hy = (x1 - x0) / (2 * factor), (y1 - y0) / (2 * factor)
         return (cx - hx, cx + hx), (cy - hy, cy + hy)
 
-    def plot(self, **kw):
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw this result with :func:`lossviz.landscape.plotting.plot_trainability` (``ax=``: matplotlib)."""
         from .plotting import plot_trainability
 
-        return plot_trainability(self, **kw)
+        return plot_trainability(self, backend=backend, ax=ax, **kw)
 
 
 def mean_field_problem(
@@ -136,9 +138,6 @@ def mean_field_problem(
     W1 = torch.randn(d, h, generator=g, dtype=torch.float64)
     W2 = torch.randn(h, generator=g, dtype=torch.float64)
     return tuple(t.to(device=device, dtype=dtype) for t in (X, Y, W1, W2))
-
-
-_problem = mean_field_problem
 
 
 def mean_field_loss(X, Y, W1, W2) -> torch.Tensor:
@@ -284,7 +283,7 @@ def trainability(
     fast_tanh = (dtype == torch.float32) if fast_tanh is None else bool(fast_tanh)
     xs = np.linspace(float(x_range[0]), float(x_range[1]), rx)
     ys = np.linspace(float(y_range[0]), float(y_range[1]), ry)
-    X, Y, W1, W2 = _problem(n, d, width, seed, dtype, dev)
+    X, Y, W1, W2 = mean_field_problem(n, d, width, seed, dtype, dev)
     L0 = float(mean_field_loss(X.double(), Y.double(), W1.double(), W2.double()))
     LX, LY = np.meshgrid(10.0**xs, 10.0**ys, indexing="ij")
     lr_in = torch.as_tensor(LX.ravel(), dtype=dtype, device=dev)
@@ -293,8 +292,6 @@ def trainability(
     hist = torch.full((steps + 1, cells), float("nan"), dtype=dtype, device=dev)
     starts = list(range(0, cells, chunk))
     if workers is None:
-        from ._grid import cpu_workers
-
         workers = cpu_workers() if (dev.type == "cpu" and len(starts) > 1) else 1
     workers = min(check_int(workers, "workers", minimum=1), len(starts))
     limit = threshold * L0
@@ -373,6 +370,12 @@ class BoxCounting(Result):
     dimension: float
     sizes: np.ndarray
     counts: np.ndarray
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw this result with :func:`lossviz.landscape.plotting.plot_box_counting` (``ax=``: matplotlib)."""
+        from .plotting import plot_box_counting
+
+        return plot_box_counting(self, backend=backend, ax=ax, **kw)
 
 
 def box_counting_dimension(outcome: np.ndarray, sizes=(1, 2, 4, 8)) -> BoxCounting:

@@ -1,7 +1,11 @@
-r"""Logistic regression by gradient descent with large step sizes, and its perceptron limit.
+r"""L01: logistic regression by gradient descent with large step sizes, and its perceptron limit.
+
+The set-up of ``notebooks/landscape/L01_large_step_logistic.ipynb`` (moved here from
+``lossviz.landscape.large_steps``; the old names in :mod:`lossviz.landscape` warn and forward).
 
 Reference: Alexander Tyurin, "From Logistic Regression to the Perceptron Algorithm: Exploring
-Gradient Descent with Large Step Sizes", AAAI 2025, arXiv:2412.03177.
+Gradient Descent with Large Step Sizes", Proceedings of the AAAI Conference on Artificial
+Intelligence 39 (2025), arXiv:2412.03177.
 
 For data :math:`(x_i, y_i)`, :math:`y_i \in \{-1, +1\}`, the logistic loss is
 
@@ -143,9 +147,9 @@ def logistic_gd(
 
     Examples
     --------
-    >>> from lossviz import landscape
-    >>> X, y = landscape.separable_cloud(50, seed=0)
-    >>> run = landscape.logistic_gd(X, y, [0.1, 1.0], steps=20)
+    >>> from lossviz.papers import l01_large_step_logistic as l01
+    >>> X, y = l01.separable_cloud(50, seed=0)
+    >>> run = l01.logistic_gd(X, y, [0.1, 1.0], steps=20)
     >>> run.w.shape
     torch.Size([2, 21, 3])
     """

@@ -69,6 +69,12 @@ class WeightMatching(Result):
     sweeps: int
     converged: bool
 
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw this result with :func:`lossviz.landscape.plotting.plot_weight_matching` (``ax=``: matplotlib)."""
+        from .plotting import plot_weight_matching
+
+        return plot_weight_matching(self, backend=backend, ax=ax, **kw)
+
 
 def mlp_linears(model: nn.Module, name: str = "model") -> list[nn.Linear]:
     """The ``nn.Linear`` layers of an MLP in order, or a ``ValueError`` naming ``name``."""

@@ -1,0 +1,57 @@
+"""lossviz.landscape._directions: Gaussian, filter-normalised, seeded directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lossviz import landscape
+from lossviz.testing import BNDropoutNet, assert_model_unchanged
+
+from ._common import _mlp
+
+F = nn.functional
+
+
+def test_directions_are_gaussian_not_uniform():
+    net = nn.Linear(400, 50)
+    d = landscape.random_directions(net, n=1, norm="none", ignore=(), seed=3)
+    v = d.flat()[0].double()
+    assert abs(float(v.mean())) < 0.02  # uniform [0, 1] would have mean 0.5
+    assert float((v < 0).double().mean()) == pytest.approx(0.5, abs=0.02)
+    assert float(v.std()) == pytest.approx(1.0, abs=0.02)
+    kurt = float(((v - v.mean()) ** 4).mean() / v.var() ** 2)
+    assert kurt == pytest.approx(3.0, abs=0.15)  # Gaussian 3, uniform 1.8
+
+
+def test_filter_normalisation_and_ignore_policy():
+    net = BNDropoutNet()
+    d = landscape.random_directions(net, n=2, seed=0)
+    params = dict(net.named_parameters())
+    for vec in d.vectors:
+        w, v = params["fc1.weight"].detach(), vec["fc1.weight"]
+        assert torch.allclose(v.norm(dim=1), w.norm(dim=1), rtol=1e-5)
+        assert not vec["fc1.bias"].any() and not vec["head.bias"].any()
+        assert not vec["bn.weight"].any() and not vec["bn.bias"].any()
+    d2 = landscape.random_directions(net, n=1, ignore=(), seed=0)
+    assert d2[0]["bn.weight"].any() and d2[0]["fc1.bias"].any()
+    d3 = landscape.random_directions(net, n=1, ignore=("frozen",), seed=0)
+    assert not d3[0]["fc2.bias"].any()  # the frozen parameter of BNDropoutNet
+    layer = landscape.random_directions(net, n=1, norm="layer", seed=0)
+    assert torch.allclose(layer[0]["fc1.weight"].norm(), params["fc1.weight"].detach().norm(), rtol=1e-5)
+
+
+def test_directions_seeded_cosine_and_dtype():
+    net = _mlp(torch.float64)
+    a = landscape.random_directions(net, seed=1)
+    b = landscape.random_directions(net, seed=1)
+    c = landscape.random_directions(net, seed=2)
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a.names)
+    assert not torch.equal(a[0]["0.weight"], c[0]["0.weight"])
+    assert a[0]["0.weight"].dtype == torch.float64
+    assert a.cosine.shape == (2, 2) and np.allclose(np.diag(a.cosine), 1.0)
+    assert abs(a.cosine[0, 1]) < 0.5
+    with assert_model_unchanged(net):
+        landscape.random_directions(net, seed=0)
