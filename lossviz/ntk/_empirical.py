@@ -1,0 +1,449 @@
+r"""The empirical (finite-width) neural tangent kernel of any ``nn.Module``.
+
+.. math::
+
+    \Theta_{ab}(x, x') = \sum_p \frac{\partial f_a(x)}{\partial \theta_p}
+                               \frac{\partial f_b(x')}{\partial \theta_p}
+
+over the trainable parameters, by two paths tested against each other: a generic ``torch.func``
+Jacobian contraction (``vmap(jacrev)`` over chunks of inputs) and a structured path for stacks of
+``nn.Linear`` / :class:`~lossviz.ntk.ScaledLinear` layers that never forms per-sample Jacobians,
+``K = sum_l (m_w^2 A_l A_l'^T + m_b^2) * (G_l G_l'^T)`` with ``A_l`` the layer inputs and ``G_l`` the
+output gradients with respect to its pre-activations (the layer-wise factorisation used by
+neural-tangents' ``empirical_ntk_fn(implementation=STRUCTURED_DERIVATIVES)``; Novak et al., "Fast
+Finite Width Neural Tangent Kernel", ICML 2022, arXiv:2206.08720).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._model import buffers_of, eval_mode, model_dtype_device, parameters_of, train_mode_batchnorm
+from .._result import Result
+from .._validate import check_choice, check_int, check_module, check_tensor
+from ._parametrization import ScaledLinear
+
+__all__ = ["EmpiricalNTK", "empirical", "OUTPUTS", "METHODS"]
+
+OUTPUTS = ("full", "trace_sum", "trace_mean", "diagonal")
+METHODS = ("auto", "structured", "jacobian")
+
+
+@dataclass(frozen=True, repr=False)
+class EmpiricalNTK(Result):
+    """Finite-width NTK of a model on inputs ``x1`` (rows) and ``x2`` (columns).
+
+    Attributes
+    ----------
+    kernel : tensor, ``(n1, n2)`` for ``trace_sum``/``trace_mean``, ``(n1, n2, o)`` for
+        ``diagonal``, ``(n1, n2, o, o)`` for ``full``; dtype of the model (or ``dtype``).
+    output, method : the settings used (``method`` is the path actually taken).
+    num_outputs, num_parameters : int
+    diagnostics : dict
+        ``requested_method``, ``fallback_reason`` (why ``auto`` did not use the structured path, or
+        None), ``chunk_size`` (jacobian path), ``symmetric`` (``x2`` was None).
+    """
+
+    kernel: torch.Tensor
+    output: str
+    method: str
+    num_outputs: int
+    num_parameters: int
+    diagnostics: dict = field(default_factory=dict)
+
+    def numpy(self) -> np.ndarray:
+        return self.kernel.detach().cpu().numpy()
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Heatmap of the kernel (:func:`lossviz.ntk.plotting.plot_kernel`)."""
+        from .plotting import plot_kernel
+
+        return plot_kernel(self, backend=backend, ax=ax, **kw)
+
+
+class _Fallback(Exception):
+    """The structured path does not apply (the message says why)."""
+
+
+_LINEAR_TYPES = (nn.Linear, ScaledLinear)
+
+
+def _linear_multipliers(m: nn.Module) -> tuple[float, float]:
+    if isinstance(m, ScaledLinear):
+        return m.weight_multiplier, m.bias_multiplier
+    return 1.0, 1.0
+
+
+def _structured_reason(model: nn.Module, mode: str, trainable_only: bool) -> str | None:
+    """Why the structured path cannot be used (static checks), or None."""
+    all_named = list(model.named_parameters(remove_duplicate=False))
+    ids = [id(p) for _, p in all_named]
+    if len(set(ids)) != len(ids):
+        seen, shared = {}, []
+        for n, p in all_named:
+            if id(p) in seen:
+                shared.append(f"{seen[id(p)]} = {n}")
+            seen.setdefault(id(p), n)
+        return "shared parameters (" + ", ".join(shared[:3]) + ")"
+    if mode == "train":
+        bn = train_mode_batchnorm(model)
+        if bn or any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            return "train-mode BatchNorm couples the samples of a batch"
+    for name, m in model.named_modules():
+        own = [
+            (pn, p) for pn, p in m.named_parameters(recurse=False) if p.requires_grad or not trainable_only
+        ]
+        if not own:
+            continue
+        if isinstance(m, _LINEAR_TYPES) and type(m).forward in (nn.Linear.forward, ScaledLinear.forward):
+            continue
+        kind = type(m).__name__
+        return (
+            f"unsupported layer with parameters: {kind} {name!r} (the structured path handles "
+            "nn.Linear and ScaledLinear layers only)"
+        )
+    return None
+
+
+def _structured_parts(model, params, buffers, x, trainable_only):
+    """Forward/backward once; return per-layer (A, G, c_w, c_b) with G of shape (o, n, out)."""
+    linears = {id(m): (name, m) for name, m in model.named_modules() if isinstance(m, _LINEAR_TYPES)}
+    records: dict[str, tuple] = {}
+    handles = []
+
+    def hook(mod, inputs, out):
+        name, _ = linears[id(mod)]
+        if name in records:
+            raise _Fallback(f"layer {name!r} is called more than once in forward (weight sharing)")
+        a = inputs[0]
+        if a.ndim != 2 or out.ndim != 2:
+            raise _Fallback(
+                f"layer {name!r} sees input of shape {tuple(a.shape)}; the structured path needs "
+                "(batch, features) inputs"
+            )
+        eps = torch.zeros_like(out, requires_grad=True)
+        records[name] = (a.detach(), eps, mod)
+        return out + eps
+
+    try:
+        for _, m in linears.values():
+            handles.append(m.register_forward_hook(hook))
+        with torch.enable_grad():
+            out = torch.func.functional_call(model, {**params, **buffers}, (x,))
+    finally:
+        for h in handles:
+            h.remove()
+    if not isinstance(out, torch.Tensor):
+        raise _Fallback(f"the model returns {type(out).__name__}, not a tensor")
+    n = x.shape[0]
+    if out.ndim == 0 or out.shape[0] != n:
+        raise ValueError(f"the model output has shape {tuple(out.shape)}; expected a batch of {n}")
+    f = out.reshape(n, -1)
+    o = f.shape[1]
+    names = list(records)
+    eps = [records[k][1] for k in names]
+    grads = [[] for _ in names]
+    for a in range(o):
+        g = torch.autograd.grad(f[:, a].sum(), eps, retain_graph=a < o - 1, allow_unused=True)
+        for i, gi in enumerate(g):
+            grads[i].append(torch.zeros_like(eps[i]) if gi is None else gi)
+    parts = []
+    for i, k in enumerate(names):
+        a_in, _, mod = records[k]
+        wm, bm = _linear_multipliers(mod)
+        use_w = mod.weight.requires_grad or not trainable_only
+        use_b = mod.bias is not None and (mod.bias.requires_grad or not trainable_only)
+        cw = wm * wm if use_w else 0.0
+        cb = bm * bm if use_b else 0.0
+        if cw == 0.0 and cb == 0.0:
+            continue
+        parts.append((a_in, torch.stack(grads[i]), cw, cb))
+    return parts, o
+
+
+def _contract_gg(g1, g2, output):
+    """Contract gradient blocks (o, n1, k), (o, n2, k) into the requested output layout."""
+    o = g1.shape[0]
+    if output in ("trace_sum", "trace_mean"):
+        return g1.permute(1, 0, 2).reshape(g1.shape[1], -1) @ g2.permute(1, 0, 2).reshape(g2.shape[1], -1).T
+    if output == "diagonal":
+        return torch.einsum("aik,ajk->ija", g1, g2)
+    del o
+    return torch.einsum("aik,bjk->ijab", g1, g2)
+
+
+def _structured(model, params, buffers, x1, x2, output, trainable_only):
+    n1 = x1.shape[0]
+    x = x1 if x2 is None else torch.cat([x1, x2])
+    parts, o = _structured_parts(model, params, buffers, x, trainable_only)
+    kernel = None
+    for a, g, cw, cb in parts:
+        a1, a2 = (a, a) if x2 is None else (a[:n1], a[n1:])
+        g1, g2 = (g, g) if x2 is None else (g[:, :n1], g[:, n1:])
+        s = a1 @ a2.T if cw != 0.0 else torch.zeros(a1.shape[0], a2.shape[0], dtype=a.dtype, device=a.device)
+        if cw != 1.0:
+            s = s * cw
+        if cb != 0.0:
+            s = s + cb
+        gg = _contract_gg(g1, g2, output)
+        term = gg * s.reshape(s.shape + (1,) * (gg.ndim - 2))
+        kernel = term if kernel is None else kernel + term
+    if kernel is None:
+        n2 = n1 if x2 is None else x2.shape[0]
+        shape = {"full": (n1, n2, o, o), "diagonal": (n1, n2, o)}.get(output, (n1, n2))
+        kernel = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    return kernel, o
+
+
+def _jacobian(model, params, frozen, buffers, x, mode, chunk):
+    """Per-sample Jacobians (n, o, P) of the model output w.r.t. ``params`` (flattened)."""
+    names = list(params)
+
+    def flat(jac, lead):
+        return torch.cat([jac[k].reshape(*lead, -1) for k in names], dim=-1)
+
+    if mode == "train":
+        # batch-coupled (train-mode BatchNorm): Jacobian of the whole batch output at once
+        def f_batch(p, b):  # buffers are an input: train-mode BatchNorm updates (cloned) stats
+            out = torch.func.functional_call(model, {**p, **frozen, **b}, (x,))
+            return out.reshape(x.shape[0], -1)
+
+        bufs = {k: v.clone() for k, v in buffers.items()}
+        jac = torch.func.jacrev(f_batch, argnums=0)(params, bufs)
+        n, o = next(iter(jac.values())).shape[:2]
+        return flat(jac, (n, o)), o
+
+    def f_single(p, xi):
+        out = torch.func.functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),))
+        return out.reshape(-1)
+
+    jfn = torch.func.vmap(torch.func.jacrev(f_single), in_dims=(None, 0))
+    blocks = []
+    for s in range(0, x.shape[0], chunk):
+        jac = jfn(params, x[s : s + chunk])
+        c, o = next(iter(jac.values())).shape[:2]
+        blocks.append(flat(jac, (c, o)))
+    j = torch.cat(blocks) if len(blocks) > 1 else blocks[0]
+    return j, j.shape[1]
+
+
+def _contract_jj(j1, j2, output):
+    if output in ("trace_sum", "trace_mean"):
+        return j1.reshape(j1.shape[0], -1) @ j2.reshape(j2.shape[0], -1).T
+    if output == "diagonal":
+        return torch.einsum("iap,jap->ija", j1, j2)
+    return torch.einsum("iap,jbp->ijab", j1, j2)
+
+
+def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk, cache_bytes):
+    if mode == "train":
+        if x2 is not None:
+            raise ValueError(
+                "`x2` cannot be given with mode='train': in train mode (BatchNorm batch statistics) "
+                "the kernel is defined only within one batch"
+            )
+        j, o = _jacobian(model, params, frozen, buffers, x1, mode, chunk)
+        return _contract_jj(j, j, output), o
+    n1 = x1.shape[0]
+    sym = x2 is None
+    xc = x1 if sym else x2
+    n2 = xc.shape[0]
+    starts1 = list(range(0, n1, chunk))
+    starts2 = list(range(0, n2, chunk))
+    # columns: keep all Jacobian blocks if they fit in ``cache_bytes``, else recompute per row block
+    j_first, o = _jacobian(model, params, frozen, buffers, xc[:chunk], mode, chunk)
+    per_sample = j_first[0].numel() * j_first.element_size()
+    keep = n2 * per_sample <= cache_bytes
+    cols = {0: j_first} if keep or len(starts2) == 1 else {}
+
+    def col(s):
+        if s in cols:
+            return cols[s]
+        j, _ = _jacobian(model, params, frozen, buffers, xc[s : s + chunk], mode, chunk)
+        if keep:
+            cols[s] = j
+        return j
+
+    kernel = None
+    for a in starts1:
+        ja = col(a) if sym else _jacobian(model, params, frozen, buffers, x1[a : a + chunk], mode, chunk)[0]
+        for b in starts2:
+            if sym and b < a:
+                continue
+            jb = ja if (sym and b == a) else col(b)
+            block = _contract_jj(ja, jb, output)
+            if kernel is None:
+                kernel = torch.empty((n1, n2) + block.shape[2:], dtype=block.dtype, device=block.device)
+            kernel[a : a + chunk, b : b + chunk] = block
+            if sym and b != a:
+                kernel[b : b + chunk, a : a + chunk] = (
+                    block.transpose(0, 1)
+                    if block.ndim == 2
+                    else (block.permute(1, 0, 3, 2) if block.ndim == 4 else block.transpose(0, 1))
+                )
+    return kernel, o
+
+
+def _train_mode_dropout(model: nn.Module) -> list[str]:
+    """Names of Dropout layers that would be random in train mode (``p > 0``)."""
+    return [
+        name or type(m).__name__
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.modules.dropout._DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout))
+        and float(getattr(m, "p", 0.0)) > 0.0
+    ]
+
+
+def _check_inputs(x1, x2, dtype, device):
+    x1 = check_tensor(x1, "x1", floating=True)
+    if x1.ndim < 2:
+        raise ValueError(f"`x1` must have a batch dimension and features, got shape {tuple(x1.shape)}")
+    if x2 is not None:
+        x2 = check_tensor(x2, "x2", floating=True)
+        if x2.ndim < 2:
+            raise ValueError(f"`x2` must have a batch dimension and features, got shape {tuple(x2.shape)}")
+        if x2.shape[1:] != x1.shape[1:]:
+            raise ValueError(
+                f"`x1` and `x2` must have the same feature shape, got {tuple(x1.shape[1:])} and "
+                f"{tuple(x2.shape[1:])}"
+            )
+        x2 = x2.to(dtype=dtype, device=device)
+    return x1.to(dtype=dtype, device=device), x2
+
+
+def empirical(
+    model: nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    output: str = "trace_sum",
+    method: str = "auto",
+    trainable_only: bool = True,
+    mode: str = "eval",
+    chunk_size: int | None = None,
+    max_block_bytes: int = 2**28,
+) -> EmpiricalNTK:
+    """Finite-width (empirical) neural tangent kernel ``Theta(x1, x2)`` of ``model``.
+
+    .. math::
+
+        \\Theta_{ab}(x_i, x'_j) = \\sum_{p} \\partial_{\\theta_p} f_a(x_i)\\,
+                                           \\partial_{\\theta_p} f_b(x'_j)
+
+    over the trainable parameters. Two implementations, tested against each other:
+
+    * ``"jacobian"``: per-sample Jacobians by ``torch.func.vmap(jacrev(...))`` over chunks of
+      inputs, contracted block by block. Works for any per-sample model (shared weights,
+      convolutions...). Memory is bounded: one block holds ``chunk_size`` samples' Jacobians (auto:
+      ``max_block_bytes`` per block); column blocks are kept while they fit in
+      ``2 * max_block_bytes`` and recomputed per row block otherwise.
+    * ``"structured"``: for networks whose trainable parameters all live in ``nn.Linear`` (or
+      :class:`ScaledLinear`) layers applied once to ``(batch, features)`` inputs. One forward and
+      ``o`` backward passes give each layer's inputs ``A`` and output gradients ``G`` w.r.t. its
+      pre-activations; the Jacobian of ``f_a`` w.r.t. that layer's weight is ``G_a (x) A``, so
+
+      .. math:: \\Theta = \\sum_l (m_w^2 A_l A_l'^T + m_b^2) \\odot (G_l G_l'^T)
+
+      (``m_w``, ``m_b`` the layer's multipliers, 1 for ``nn.Linear``). Memory: one layer's
+      activations and gradients; no per-sample Jacobians.
+    * ``"auto"`` (default) takes the structured path when the checks pass and otherwise falls
+      back to ``"jacobian"``, recording why in ``result.diagnostics["fallback_reason"]`` (shared
+      parameters, train-mode BatchNorm, parameters in other layer types, a layer called twice or
+      on non-2-D inputs).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Evaluated functionally in eval mode (``mode="eval"``) and left exactly as it was.
+    x1 : tensor ``(n1, ...)``; x2 : tensor ``(n2, ...)``, optional (default: ``x1``, symmetric)
+        Cast to the model's dtype and device.
+    output : ``"trace_sum"`` (default) | ``"trace_mean"`` | ``"diagonal"`` | ``"full"``
+    method : ``"auto"`` | ``"structured"`` | ``"jacobian"``
+    trainable_only : bool
+        Kernel over parameters with ``requires_grad=True`` (default) or over all parameters.
+    mode : ``"eval"`` | ``"train"``
+        ``"train"`` evaluates in train mode; with BatchNorm the whole-batch Jacobian is used
+        (samples are coupled) and ``x2`` must be None. A model with Dropout (``p > 0``) is
+        refused in train mode with a ``ValueError``: its kernel would be a random draw.
+    chunk_size : int, optional
+        Samples per Jacobian block in the jacobian path.
+
+    Returns
+    -------
+    EmpiricalNTK
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2))
+    >>> x = torch.randn(5, 3)
+    >>> k = empirical(net, x, output="full")
+    >>> k.kernel.shape, k.method
+    (torch.Size([5, 5, 2, 2]), 'structured')
+    """
+    check_module(model, "model")
+    check_choice(output, "output", OUTPUTS)
+    check_choice(method, "method", METHODS)
+    check_choice(mode, "mode", ("eval", "train"))
+    if mode == "train":
+        drop = _train_mode_dropout(model)
+        if drop:
+            raise ValueError(
+                f"`mode='train'` with Dropout ({', '.join(map(repr, drop[:3]))}) gives a random kernel "
+                "(each call drops different units): use mode='eval' (the default), or set p=0"
+            )
+    dtype, device = model_dtype_device(model)
+    x1, x2 = _check_inputs(x1, x2, dtype, device)
+    max_block_bytes = check_int(max_block_bytes, "max_block_bytes", minimum=1)
+    all_params = parameters_of(model)
+    req = {k: p.requires_grad for k, p in model.named_parameters()}
+    params = {k: v for k, v in all_params.items() if req[k] or not trainable_only}
+    if not params:
+        raise ValueError("`model` has no trainable parameters (all have requires_grad=False)")
+    frozen = {k: v for k, v in all_params.items() if k not in params}
+    num_params = sum(p.numel() for p in params.values())
+    buffers = buffers_of(model)
+    reason = None
+    kernel = None
+    used = method
+    chunk = None
+    with eval_mode(model, mode == "train"), torch.enable_grad():  # works inside torch.no_grad() too
+        if method in ("auto", "structured"):
+            reason = _structured_reason(model, mode, trainable_only)
+            if reason is None:
+                try:
+                    kernel, o = _structured(model, all_params, buffers, x1, x2, output, trainable_only)
+                    used = "structured"
+                except _Fallback as exc:
+                    reason = str(exc)
+            if reason is not None and method == "structured":
+                raise ValueError(f"method='structured' does not apply to this model: {reason}")
+        if kernel is None:
+            used = "jacobian"
+            if chunk_size is None and mode == "train":
+                chunk = x1.shape[0]  # whole-batch Jacobian: samples are coupled
+            elif chunk_size is None:
+                with torch.no_grad():
+                    probe = torch.func.functional_call(model, {**all_params, **buffers}, (x1[:1],))
+                o_probe = int(probe.numel())
+                per_sample = max(1, o_probe * num_params * x1.element_size())
+                chunk = max(1, min(x1.shape[0], max_block_bytes // per_sample))
+            else:
+                chunk = check_int(chunk_size, "chunk_size", minimum=1)
+            kernel, o = _jacobian_path(
+                model, params, frozen, buffers, x1, x2, output, mode, chunk, 2 * max_block_bytes
+            )
+    if output == "trace_mean":
+        kernel = kernel / o
+    kernel = kernel.detach()
+    diagnostics = {
+        "requested_method": method,
+        "fallback_reason": reason if used == "jacobian" and method == "auto" else None,
+        "chunk_size": chunk,
+        "symmetric": x2 is None,
+        "mode": mode,
+    }
+    return EmpiricalNTK(kernel, output, used, int(o), int(num_params), diagnostics)
