@@ -48,6 +48,7 @@ __all__ = [
     "scrub_slider",
     "static_copy",
     "frames_figure",
+    "fit_frame_ranges",
     "panel_frames",
     "check_prediction",
     "Verdict",
@@ -572,7 +573,82 @@ def frames_figure(
         frames.append(go.Frame(data=traces, name=name))
     fig = go.Figure(data=frames[active].data, frames=frames)
     fig.update_layout(**(layout or {}))
+    fit_frame_ranges(fig)
     return _add_frame_slider(fig, names, label, active)
+
+
+def _numeric(values) -> Any:
+    import numpy as np
+
+    if values is None:
+        return None
+    try:
+        a = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None  # categorical axis: plotly lays it out itself
+    a = a[np.isfinite(a)]
+    return a if a.size else None
+
+
+def fit_frame_ranges(fig, *, pad: float = 0.05):
+    """Give a figure with frames axis and colour ranges that contain **every** frame's data.
+
+    A plotly figure keeps the axis ranges of its first frame while its slider moves through the
+    others, so later frames are clipped (a barrier of 1.004 drawn on an axis that stops at 0.45).
+    This sets, on the figure's layout, the range of every x/y axis that has no explicit range to
+    the union over all frames (on log axes, of the positive values), padded by ``pad``, and
+    ``zmin``/``zmax`` of heat maps and contours to the union of their ``z``, so one colour means
+    one number in every frame. Axis ranges that a frame's own layout sets are left alone.
+    Returns the figure (changed in place).
+    """
+    import numpy as np
+
+    frames = list(fig.frames) or [None]
+    datasets = [fig.data] + [fr.data for fr in frames if fr is not None]
+    spans: dict[str, list[float]] = {}
+    zspans: dict[int, list[float]] = {}
+    for data in datasets:
+        for i, tr in enumerate(data):
+            if tr.type in ("heatmap", "contour", "histogram2dcontour"):
+                z = _numeric(getattr(tr, "z", None))
+                if z is not None:
+                    lo, hi = zspans.get(i, [np.inf, -np.inf])
+                    zspans[i] = [min(lo, z.min()), max(hi, z.max())]
+            if not hasattr(tr, "xaxis") or tr.type in ("pie", "scatter3d", "surface", "scatterpolar"):
+                continue
+            for dim in ("x", "y"):
+                vals = _numeric(getattr(tr, dim, None))
+                if vals is None:
+                    continue
+                ref = getattr(tr, f"{dim}axis", None) or dim
+                key = f"{dim}axis{ref[1:]}"
+                axis = fig.layout[key] if key in fig.layout else None
+                if axis is not None and axis.type == "log":
+                    vals = vals[vals > 0]
+                    if not vals.size:
+                        continue
+                    vals = np.log10(vals)
+                lo, hi = spans.get(key, [np.inf, -np.inf])
+                spans[key] = [min(lo, float(vals.min())), max(hi, float(vals.max()))]
+    framed = {
+        k for fr in frames if fr is not None and fr.layout is not None for k in fr.layout.to_plotly_json()
+    }
+    for key, (lo, hi) in spans.items():
+        axis = fig.layout[key]
+        if axis.range is not None or key in framed or axis.type in ("category", "date"):
+            continue
+        width = hi - lo
+        margin = pad * (width if width > 0 else max(abs(hi), 1.0))
+        fig.layout[key].range = [lo - margin, hi + margin]
+    for i, (lo, hi) in zspans.items():
+        for data in datasets:
+            if (
+                i < len(data)
+                and getattr(data[i], "zmin", None) is None
+                and getattr(data[i], "zmax", None) is None
+            ):
+                data[i].update(zmin=lo, zmax=hi)
+    return fig
 
 
 def _add_frame_slider(fig, names: list[str], label: str, active: int):
@@ -649,4 +725,5 @@ def panel_frames(
     out = go.Figure(panel.figure.to_dict())
     _apply_updates(out, panel.compute(**{**base_values, control: values[active]}))
     out.frames = frames
+    fit_frame_ranges(out)
     return _add_frame_slider(out, names, getattr(widget, "description", "") or control, active)

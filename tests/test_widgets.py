@@ -254,3 +254,58 @@ def test_check_prediction_choices():
     assert check_prediction("c", "a", choices=("a", "b")).status == "unset"
     with pytest.raises(ValueError, match="answer"):
         check_prediction("a", "z", choices=("a", "b"))
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel-free sliders show every frame's data (no axis range stuck at the first frame)
+
+
+def _growing_sweep():
+    import numpy as np
+
+    from lossviz.widgets import sweep
+
+    return sweep(lambda s: {"y": np.linspace(0, s, 5), "z": np.full((2, 2), s)}, [0.45, 1.004, 3.0])
+
+
+def test_frames_figure_axis_range_contains_every_frame():
+    import plotly.graph_objects as go
+
+    from lossviz.widgets import frames_figure
+
+    fig = frames_figure(_growing_sweep(), lambda v, r: [go.Scatter(y=r["y"])], label="s")
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 0 and hi >= 3.0, fig.layout.yaxis.range
+    assert len(fig.frames) == 3
+
+
+def test_frames_figure_heatmap_colour_range_is_shared_and_log_axes_use_log_units():
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from lossviz.widgets import frames_figure
+
+    fig = frames_figure(_growing_sweep(), lambda v, r: [go.Heatmap(z=r["z"])])
+    assert all(fr.data[0].zmin == 0.45 and fr.data[0].zmax == 3.0 for fr in fig.frames)
+    logfig = frames_figure(
+        _growing_sweep(), lambda v, r: [go.Scatter(x=[1, 10, 100], y=r["y"][2:] + 1e-3)], layout={"yaxis_type": "log"}
+    )
+    lo, hi = logfig.layout.yaxis.range
+    assert lo <= np.log10(0.45 / 2) and hi >= np.log10(3.0)
+
+
+def test_panel_frames_ranges_cover_all_frames_but_keep_explicit_ranges():
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from lossviz.widgets import Panel, panel_frames, scrub_slider
+
+    sw = _growing_sweep()
+    fig = go.FigureWidget(go.Scatter(y=sw[0.45]["y"]))
+    panel = Panel({"s": scrub_slider(sw, "s")}, lambda s: {0: {"y": sw[s]["y"]}}, fig)
+    out = panel_frames(panel)
+    assert out.layout.yaxis.range[1] >= 3.0
+    fig.update_yaxes(range=[0, 1])
+    kept = panel_frames(panel)
+    assert list(kept.layout.yaxis.range) == [0, 1]
+    assert np.allclose(fig.data[0].y, sw[0.45]["y"])  # the live figure is untouched
