@@ -18,9 +18,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._deprecate import moved
 from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
 
-__all__ = ["MLP", "PairEmbeddingMLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation", "Erf"]
+__all__ = ["MLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation", "Erf"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -155,49 +156,6 @@ class MLP(nn.Module):
         return self.head(self.features(x))
 
 
-class PairEmbeddingMLP(nn.Module):
-    """A one-hidden-layer MLP on one-hot pairs ``onehot(a) || onehot(b)``, by embedding lookups.
-
-    Computes exactly ``MLP(2 p, (hidden,), out_features, bias=False)`` applied to the one-hot
-    concatenation (the grokking set-up of Power et al. 2022 and Prieto et al. 2025), but takes the
-    integer pairs ``(a, b)`` (``lossviz.data.modular_arithmetic(..., encoding="index")``) and replaces
-    the product with a one-hot matrix by two row lookups: ``h = phi(E[a] + E[p + b])``, where
-    ``E`` (shape ``(2p, hidden)``) is the transposed first-layer weight. Same function, same
-    gradients, same initialisation as that MLP for the same ``seed``; about 1.5x faster per step.
-    """
-
-    def __init__(
-        self,
-        num_tokens: int,
-        hidden: int,
-        out_features: int,
-        *,
-        activation: str = "relu",
-        dtype: torch.dtype | None = None,
-        device=None,
-        seed: int | None = None,
-    ):
-        super().__init__()
-        self.num_tokens = check_int(num_tokens, "num_tokens", minimum=1)
-        ref = MLP(2 * self.num_tokens, (hidden,), out_features, activation=activation, bias=False,
-                  dtype=dtype, device=device, seed=seed)  # fmt: skip
-        self.embed = nn.Parameter(ref.layers[0].weight.detach().T.contiguous())
-        self.head = ref.head
-        self.act = ref.act
-
-    def features(self, pairs: torch.Tensor) -> torch.Tensor:
-        pairs = check_tensor(pairs, "pairs", ndim=2, floating=False)
-        if pairs.shape[1] != 2:
-            raise ValueError(f"`pairs` must have shape (n, 2), got {tuple(pairs.shape)}")
-        if int(pairs.min()) < 0 or int(pairs.max()) >= self.num_tokens:
-            raise ValueError(f"`pairs` entries must lie in [0, {self.num_tokens})")
-        emb = nn.functional.embedding
-        return self.act(emb(pairs[:, 0], self.embed) + emb(pairs[:, 1] + self.num_tokens, self.embed))
-
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(pairs))
-
-
 class DeepLinear(nn.Module):
     """Deep linear network ``x -> W_L ... W_2 W_1 x`` with ``dims = (d_0, d_1, ..., d_L)``.
 
@@ -319,3 +277,6 @@ class UFM(nn.Module):
         for layer in self.layers:
             reg = reg + 0.5 * weight_decay_w * layer.weight.square().sum()
         return reg
+
+
+__getattr__ = moved(__name__, {"PairEmbeddingMLP": "lossviz.papers.k05_softmax_collapse:PairEmbeddingMLP"})

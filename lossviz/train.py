@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._deprecate import moved
 from ._model import BatchLoss, batch_value, collate, eval_mode, loss_scalar
 from ._validate import check_choice, check_float, check_int, check_module
 
@@ -42,8 +43,6 @@ __all__ = [
     "run_callbacks",
     "batch_loss",
     "accuracy",
-    "gradient_weight_cosine",
-    "orthogonal_gradient_",
 ]
 
 
@@ -490,53 +489,10 @@ def fit(
     return history
 
 
-def _flat_grad_and_weights(params) -> tuple[torch.Tensor, torch.Tensor, list[torch.nn.Parameter]]:
-    params = [p for p in params if p.grad is not None]
-    if not params:
-        raise ValueError("`params` have no gradients: call backward() first")
-    g = torch.cat([p.grad.reshape(-1) for p in params])
-    w = torch.cat([p.detach().reshape(-1) for p in params])
-    return g, w, params
-
-
-def gradient_weight_cosine(params) -> float:
-    """``cos(-grad, w)`` over all ``params`` (with ``.grad`` set).
-
-    Near 1 the gradient mostly rescales the weights: the "naive loss minimisation" direction of
-    Prieto, Barsbey, Mediano and Birdal, *Grokking at the Edge of Numerical Stability* (ICLR 2025,
-    arXiv:2501.04697), which grows the logits without changing the predictions.
-    """
-    g, w, _ = _flat_grad_and_weights(list(params))
-    return _cosine(-g, w)
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    denom = a.norm() * b.norm()
-    return float((a @ b) / denom) if denom > 0 else 0.0
-
-
-def orthogonal_gradient_(params) -> float:
-    """⊥Grad, in place: remove from the gradient its component along the weights.
-
-    ``g <- g - (g . w / w . w) w`` over the concatenation of all ``params`` (Prieto et al. 2025,
-    arXiv:2501.04697, Section 5): the update can no longer just scale the weights up, which is what
-    drives softmax collapse. Use it as a :func:`fit` ``grad_hook``. Returns ``cos(-g, w)`` before
-    the projection.
-
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
-    >>> w.grad = torch.tensor([-3.0, 0.0], dtype=torch.float64)
-    >>> round(orthogonal_gradient_([w]), 3)
-    0.6
-    >>> abs(float(w.grad @ w.detach())) < 1e-5
-    True
-    """
-    g, w, params = _flat_grad_and_weights(list(params))
-    cos = _cosine(-g, w)
-    ww = w @ w
-    if ww > 0:
-        coef = (g @ w) / ww
-        with torch.no_grad():
-            for p in params:
-                p.grad -= coef * p.detach()
-    return cos
+__getattr__ = moved(
+    __name__,
+    {
+        "orthogonal_gradient_": "lossviz.papers.k05_softmax_collapse:orthogonal_gradient_",
+        "gradient_weight_cosine": "lossviz.papers.k05_softmax_collapse:gradient_weight_cosine",
+    },
+)

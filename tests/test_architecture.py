@@ -6,7 +6,7 @@
 * The shared base (data, models, train, widgets, testing, stats and the private floor) imports no
   family and no paper module.
 * Exactly one loop over torch optimisers: only ``lossviz/train.py`` builds one (special solvers
-  such as L-BFGS for unconstrained feature models are allowed, and listed here).
+  such as L-BFGS for unconstrained feature models are allowed).
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def test_import_reader_sees_lazy_and_relative_imports(tmp_path):
     assert "lossviz.losses" in found and "lossviz.ntk" in found
 
 
+# first-order torch optimisers; L-BFGS (the UFM solvers' special solver) is deliberately not listed
 OPTIMISERS = re.compile(r"torch\.optim\.(SGD|Adam|AdamW|RMSprop|Adagrad|Adamax|NAdam|RAdam|Rprop|ASGD)\b")
-SPECIAL_SOLVERS = {"collapse/_ufm.py"}  # L-BFGS solves of unconstrained feature models
 
 
 def test_exactly_one_loop_over_torch_optimisers():

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lossviz.models import MLP, UFM, DeepLinear, PairEmbeddingMLP
+from lossviz.models import MLP, UFM, DeepLinear
+from lossviz.papers.k05_softmax_collapse import PairEmbeddingMLP
 
 
 def test_mlp_shapes_and_features():
@@ -87,3 +88,10 @@ def test_pair_embedding_mlp_equals_mlp_on_one_hot():
         fast(torch.tensor([[0, 7]]))
     with pytest.raises(TypeError, match="pairs"):
         fast(torch.zeros(3, 2))
+
+
+def test_pair_embedding_mlp_moved_with_a_deprecation_alias():
+    from lossviz import models
+
+    with pytest.warns(DeprecationWarning, match="papers.k05_softmax_collapse"):
+        assert models.PairEmbeddingMLP is PairEmbeddingMLP

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lossviz import data, models, train
+from lossviz.papers import k05_softmax_collapse as k05
 from lossviz.testing import BNDropoutNet
 
 
@@ -144,7 +145,7 @@ def test_grad_hook_and_orthogonal_gradient():
     cosines = []
 
     def hook(step, model, history):
-        cosines.append(train.orthogonal_gradient_(model.parameters()))
+        cosines.append(k05.orthogonal_gradient_(model.parameters()))
         g = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
         w = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
         assert abs(float(g @ w)) <= 1e-5 * float(g.norm() * w.norm()), "gradient must be orthogonal to w"
@@ -157,7 +158,7 @@ def test_grad_hook_and_orthogonal_gradient():
     with pytest.raises(TypeError, match="grad_hook"):
         train.fit(net, F.cross_entropy, (x, y), steps=1, progress=False, grad_hook=3)
     with pytest.raises(ValueError, match="backward"):
-        train.gradient_weight_cosine([torch.nn.Parameter(torch.ones(2))])
+        k05.gradient_weight_cosine([torch.nn.Parameter(torch.ones(2))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,3 +287,11 @@ def test_accuracy_metric_does_not_touch_batchnorm_or_rng():
     with assert_model_unchanged(net):
         a = train.accuracy(x, y)(net)
     assert 0.0 <= a <= 1.0 and torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_perpgrad_moved_with_deprecation_aliases():
+    for name in ("orthogonal_gradient_", "gradient_weight_cosine"):
+        with pytest.warns(DeprecationWarning, match=f"papers.k05_softmax_collapse.{name}"):
+            assert getattr(train, name) is getattr(k05, name)
+    with pytest.raises(AttributeError):
+        train.no_such_name  # noqa: B018
