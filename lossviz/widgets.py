@@ -510,17 +510,26 @@ def sweep(
     log: bool = False,
     progress: bool = True,
     desc: str = "sweep",
+    executor=None,
+    cache=None,
+    key: Any = None,
 ) -> Sweep:
-    """Evaluate ``fn(v)`` for every ``v`` in ``values`` once (with a tqdm bar) into a :class:`Sweep`."""
-    from tqdm.auto import tqdm
+    """Evaluate ``fn(v)`` for every ``v`` in ``values`` once (with a tqdm bar) into a :class:`Sweep`.
+
+    ``executor`` (a ``concurrent.futures`` executor, a Dask ``distributed.Client``, ...) runs the
+    values in parallel, and ``cache`` (a directory) with ``key`` (the settings) keeps finished
+    values on disk so an interrupted sweep resumes: see :func:`lossviz.parallel.map_tiles`. The
+    result is the same as the one-process run, value for value.
+    """
+    from .parallel import map_tiles
 
     values = tuple(values)
     if not values:
         raise ValueError("`values` must not be empty")
     if log and any(not (isinstance(v, (int, float)) and v > 0) for v in values):
         raise ValueError("`values` must be positive numbers when log=True")
-    results = tuple(fn(v) for v in tqdm(values, desc=desc, disable=not progress, leave=False))
-    return Sweep(values, results, log)
+    results = map_tiles(fn, values, executor=executor, cache=cache, key=key, progress=progress, desc=desc)
+    return Sweep(values, tuple(results), log)
 
 
 def scrub_slider(
