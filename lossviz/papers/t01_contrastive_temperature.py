@@ -31,7 +31,7 @@ from .._validate import check_choice, check_float, check_int, check_labels, chec
 from ..losses import info_nce, robust_contrastive_loss, tolerance, uniformity
 from ..models import MLP
 
-__all__ = ["latent_classes", "ContrastiveRun", "train_contrastive"]
+__all__ = ["latent_classes", "ContrastiveRun", "train_contrastive", "hardest_negative_share"]
 
 
 def latent_classes(
@@ -187,3 +187,29 @@ def train_contrastive(
         steps=steps,
         seed=seed,
     )
+
+
+def hardest_negative_share(embeddings: torch.Tensor, tau: float, *, k: int = 10) -> float:
+    r"""Share of an anchor's InfoNCE gradient that goes to its ``k`` hardest negatives (mean over anchors).
+
+    For anchor ``i`` with similarities ``s_ij`` to the other samples ``j`` (its negatives), the
+    gradient of InfoNCE with respect to ``s_ij`` is proportional to the relative penalty
+    ``r_ij = exp(s_ij / tau) / sum_l exp(s_il / tau)`` (Wang & Liu 2021, Eq. 4); this returns
+    ``mean_i sum_{j in top-k(s_i)} r_ij``. ``k / (n - 1)`` is the share of a uniform penalty.
+    Computed in float64 on L2-normalised embeddings.
+
+    Examples
+    --------
+    >>> import torch
+    >>> e = torch.nn.functional.normalize(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    >>> hardest_negative_share(e, 0.01, k=1) > hardest_negative_share(e, 1.0, k=1)
+    True
+    """
+    e = check_tensor(embeddings, "embeddings", ndim=2, floating=True)
+    tau = check_float(tau, "tau", positive=True)
+    k = check_int(k, "k", minimum=1, maximum=e.shape[0] - 1)
+    e = F.normalize(e.detach().to(torch.float64), dim=1)
+    sim = e @ e.T
+    sim.fill_diagonal_(float("-inf"))  # the anchor itself is not a negative
+    w = torch.softmax(sim / tau, dim=1)
+    return float(w.topk(k, dim=1).values.sum(1).mean())
