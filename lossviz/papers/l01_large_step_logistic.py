@@ -5,7 +5,7 @@ The set-up of ``notebooks/landscape/L01_large_step_logistic.ipynb`` (moved here 
 
 Reference: Alexander Tyurin, "From Logistic Regression to the Perceptron Algorithm: Exploring
 Gradient Descent with Large Step Sizes", Proceedings of the AAAI Conference on Artificial
-Intelligence 39 (2025), arXiv:2412.03177.
+Intelligence 39 (2025), arXiv:2412.08424.
 
 For data :math:`(x_i, y_i)`, :math:`y_i \in \{-1, +1\}`, the logistic loss is
 
@@ -20,7 +20,7 @@ with :math:`H(0) = \sigma(0) = 1/2`: the **batch perceptron**
 .. math:: v_{t+1} = v_t + \frac1n \sum_i y_i x_i\, H(-y_i \langle x_i, v_t\rangle).
 
 Normalized LR+GD divides the step by the loss, :math:`w_{t+1} = w_t - \gamma \nabla f(w_t) /
-f(w_t)` (Tyurin 2024, Section 5), which keeps the effective step large once the loss is small.
+f(w_t)` (Tyurin 2025), which keeps the effective step large once the loss is small.
 """
 
 from __future__ import annotations
@@ -211,3 +211,77 @@ def batch_perceptron(
         v = v + heav @ Xy / X.shape[0]
         V.append(v)
     return _finish([math.inf], V, losses, errors, False)
+
+
+def run_until_separated(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    gammas,
+    *,
+    normalized: bool = False,
+    first_cap: int = 1000,
+    max_steps: int = 10**7,
+) -> GDRun:
+    r"""LR+GD (or Normalized LR+GD) for every step size until each has reached zero training error.
+
+    No fixed step budget: the cap starts at ``first_cap`` and is multiplied by 4 until every
+    step size has separated the data (the total work is at most 4/3 of the final run). For
+    :math:`\gamma \le 1` the count grows like :math:`1/\gamma` and depends on the data (one
+    cloud needs 51,554 steps at :math:`\gamma = 0.01`), so any fixed cap fails for some seed.
+    ``max_steps`` only stops non-separable data from running forever: reaching it raises a
+    ``ValueError`` naming the step sizes that did not separate.
+
+    Examples
+    --------
+    >>> from lossviz.papers import l01_large_step_logistic as l01
+    >>> X, y = l01.separable_cloud(50, seed=0)
+    >>> run = l01.run_until_separated(X, y, [0.1, 1.0], first_cap=10)
+    >>> bool((run.steps_to_zero > 0).all())
+    True
+    """
+    cap = check_int(first_cap, "first_cap", minimum=1)
+    max_steps = check_int(max_steps, "max_steps", minimum=1)
+    while True:
+        cap = min(cap, max_steps)
+        run = logistic_gd(X, y, gammas, cap, normalized=normalized, stop_when_separated=True)
+        if (run.steps_to_zero >= 0).all():
+            return run
+        if cap >= max_steps:
+            bad = run.gammas[run.steps_to_zero < 0].tolist()
+            raise ValueError(
+                f"step sizes {bad} did not reach zero training error within `max_steps`={max_steps} "
+                "(is the data linearly separable?)"
+            )
+        cap *= 4
+
+
+def flip_labels(y: torch.Tensor, fraction: float = 0.1, *, seed: int = 0) -> torch.Tensor:
+    """A copy of ``y`` (labels +-1) with a random ``fraction`` of the labels flipped.
+
+    With ``separable_cloud`` this gives the L01 control: the same cloud, no longer linearly
+    separable, so no step size can reach zero training error and the batch perceptron never
+    settles.
+    """
+    fraction = check_float(fraction, "fraction", minimum=0.0, maximum=1.0)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    k = int(round(fraction * y.shape[0]))
+    idx = torch.as_tensor(rng.choice(y.shape[0], size=k, replace=False), device=y.device)
+    out = y.clone()
+    out[idx] = -out[idx]
+    return out
+
+
+def loss_slopes(run: GDRun, steps=(1, 2, 3, 4, 5), *, min_gamma: float = 100.0) -> np.ndarray:
+    r"""Log-log slope of the logistic loss against :math:`\gamma \ge` ``min_gamma`` at each step.
+
+    In the perceptron regime the iterate is :math:`w_t \approx \gamma v_t`, so the loss of every
+    misclassified point is about :math:`\gamma |\langle x_i, v_t\rangle|`: the loss at a fixed
+    step grows like :math:`\gamma^1` (the paper's "larger step sizes give higher losses").
+    Returns one slope per step in ``steps`` (least squares in log-log, :func:`lossviz.stats.loglog_slope`).
+    """
+    from .. import stats
+
+    sel = np.asarray(run.gammas) >= float(min_gamma)
+    if sel.sum() < 2:
+        raise ValueError(f"`run` has fewer than two step sizes >= `min_gamma`={min_gamma}")
+    return np.array([stats.loglog_slope(run.gammas[sel], run.loss[sel, t]).slope for t in steps])

@@ -61,3 +61,30 @@ def test_old_landscape_names_warn_and_forward(name):
         obj = getattr(landscape, name)
     assert obj is getattr(l01, name)
     assert name not in landscape.__all__
+
+
+def test_run_until_separated_has_no_fixed_cap_and_refuses_non_separable():
+    X, y = l01.separable_cloud(80, seed=3)
+    fixed = l01.logistic_gd(X, y, [0.05, 1.0], steps=50, stop_when_separated=True)
+    assert fixed.steps_to_zero[0] == -1  # a fixed budget is too small for the small step
+    run = l01.run_until_separated(X, y, [0.05, 1.0], first_cap=50)
+    assert (run.steps_to_zero > 50).all() or run.steps_to_zero[0] > 50
+    full = l01.logistic_gd(
+        X, y, [0.05, 1.0], steps=int(run.steps_to_zero.max()) + 5, stop_when_separated=True
+    )
+    assert full.steps_to_zero.tolist() == run.steps_to_zero.tolist()
+    y_bad = l01.flip_labels(y, 0.2, seed=0)
+    assert int((y_bad != y).sum()) == 16
+    with pytest.raises(ValueError, match="max_steps"):
+        l01.run_until_separated(X, y_bad, [1.0], first_cap=10, max_steps=200)
+
+
+def test_loss_slopes_are_one_in_the_perceptron_regime_and_checked():
+    X, y = l01.separable_cloud(100, seed=0)
+    run = l01.logistic_gd(X, y, [1e2, 1e3, 1e4, 1e5], steps=6)
+    s = l01.loss_slopes(run, steps=(1, 2, 3))
+    assert s.shape == (3,) and abs(s - 1).max() < 0.05
+    small = l01.logistic_gd(X, y, [1e-3, 1e-2], steps=6)
+    assert abs(l01.loss_slopes(small, steps=(3,), min_gamma=1e-3)[0]) < 0.1  # small steps: loss ~ log 2
+    with pytest.raises(ValueError, match="min_gamma"):
+        l01.loss_slopes(small)
