@@ -27,7 +27,7 @@ from .._result import Result
 from .._validate import check_float, check_int, check_tensor
 from ..collapse._checks import F64, check_labels
 
-__all__ = ["PerturbedUFMResult", "fit_perturbed_ufm"]
+__all__ = ["PerturbedUFMResult", "fit_perturbed_ufm", "stationarity"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -141,3 +141,29 @@ def fit_perturbed_ufm(
             iterations=iterations,
             converged=gnorm <= max(tol, 1e-8),
         )
+
+
+def stationarity(result: PerturbedUFMResult, h0: torch.Tensor) -> float:
+    r"""Max-abs gradient of the full objective in :math:`(W, H)` at ``result`` (float64).
+
+    An independent check that the returned point is a stationary point of the model stated in the
+    module docstring: the gradient is taken of the objective written out in both blocks, not of the
+    reduced objective in :math:`W` that the solver minimises.
+    """
+    if not isinstance(result, PerturbedUFMResult):
+        raise TypeError(f"`result` must be a PerturbedUFMResult, got {type(result).__name__}")
+    h0 = check_tensor(h0, "h0", ndim=2, floating=True).detach().to(F64)
+    if tuple(h0.shape) != tuple(result.features.shape):
+        raise ValueError(f"`h0` must have shape {tuple(result.features.shape)}, got {tuple(h0.shape)}")
+    n, k = h0.shape[0], result.weight.shape[0]
+    w = result.weight.detach().clone().requires_grad_(True)
+    h = result.features.detach().T.clone().requires_grad_(True)
+    y = torch.nn.functional.one_hot(result.labels.to(h0.device), k).to(F64).T
+    obj = (
+        0.5 / n * (w @ h - y).square().sum()
+        + 0.5 * result.lambda_W * w.square().sum()
+        + 0.5 * result.lambda_H / n * h.square().sum()
+        + 0.5 * result.beta / n * (h - h0.T).square().sum()
+    )
+    gw, gh = torch.autograd.grad(obj, [w, h])
+    return max(float(gw.abs().max()), float(gh.abs().max()))

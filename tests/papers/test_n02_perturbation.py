@@ -46,3 +46,15 @@ def test_old_name_is_a_deprecation_alias():
 
     with pytest.warns(DeprecationWarning, match="n02_perturbation"):
         assert collapse.fit_perturbed_ufm is n02.fit_perturbed_ufm
+
+
+def test_stationarity_is_small_at_the_optimum_and_large_elsewhere():
+    x, y, _, _ = random_data(4, n_per=10, k=3, d=4, spread=1.0)
+    r = n02.fit_perturbed_ufm(x, y, beta=10.0)
+    assert n02.stationarity(r, x) < 1e-7
+    import dataclasses
+
+    bad = dataclasses.replace(r, weight=r.weight * 1.1)
+    assert n02.stationarity(bad, x) > 1e-4
+    with pytest.raises(ValueError, match="h0"):
+        n02.stationarity(r, x[:-1])
