@@ -38,7 +38,13 @@ live in :mod:`lossviz.papers` (``t01_contrastive_temperature``, ``t03_ldr_losses
 from __future__ import annotations
 
 from .._deprecate import moved
-from ._comp_sum import CompSumBound, comp_sum, comp_sum_bound, comp_sum_bound_inverse
+from ._comp_sum import (
+    CompSumBound,
+    comp_sum,
+    comp_sum_bound,
+    comp_sum_bound_inverse,
+    comp_sum_conditional_regret,
+)
 from ._contrastive import (
     PenaltyDistribution,
     dro_objective,
@@ -74,6 +80,7 @@ __all__ = [
     "comp_sum",
     "comp_sum_bound",
     "comp_sum_bound_inverse",
+    "comp_sum_conditional_regret",
     "CompSumBound",
     "crammer_singer_hinge",
     "dro_objective",

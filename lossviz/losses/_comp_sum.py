@@ -30,7 +30,13 @@ from ._common import (
     reduce,
 )
 
-__all__ = ["comp_sum", "comp_sum_bound", "comp_sum_bound_inverse", "CompSumBound"]
+__all__ = [
+    "comp_sum",
+    "comp_sum_bound",
+    "comp_sum_bound_inverse",
+    "CompSumBound",
+    "comp_sum_conditional_regret",
+]
 
 
 def _check_q(q: Any) -> float:
@@ -191,3 +197,49 @@ def comp_sum_bound_inverse(eps: Any, q: float, num_classes: int) -> np.ndarray:
                 lambda s, e=e: float(_comp_sum_T(np.array([s]), q, num_classes)[0]) - e, 0.0, 1.0, xtol=1e-14
             )
     return out
+
+
+def comp_sum_conditional_regret(p: Any, s: Any, q: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Exact conditional regrets of a prediction: ``(Delta_01, Delta_Phi)`` per row (float64).
+
+    For a conditional label distribution ``p`` (rows on the simplex) and a prediction whose
+    softmax is ``s`` (rows on the open simplex; the predicted class is ``argmax s``):
+
+    * ``Delta_01 = max_y p_y - p_{argmax s}``;
+    * ``Delta_Phi = sum_y p_y phi_q(s_y) - inf_{s'} sum_y p_y phi_q(s'_y)`` with
+      ``phi_q(s) = (1 - s^q) / q`` (``-log s`` at ``q = 0``). The infimum is in closed form:
+      ``s' ~ p^{1/(1-q)}`` for ``q < 1``, giving ``(1 - (sum_y p_y^{1/(1-q)})^{1-q}) / q`` (the
+      entropy at ``q = 0``); for ``q >= 1`` ``phi_q`` is concave and the infimum is at a vertex,
+      ``(1 - max_y p_y) / q``.
+
+    :func:`comp_sum_bound` promises ``T_q(Delta_01) <= Delta_Phi`` for every row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d01, dphi = comp_sum_conditional_regret(np.array([[0.7, 0.3]]), np.array([[0.4, 0.6]]), 0.0)
+    >>> round(float(d01[0]), 3), bool(dphi[0] > comp_sum_bound(0.0, 2, d01).T[0])
+    (0.4, True)
+    """
+    q = _check_q(q)
+    p = np.asarray(p, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if p.ndim != 2 or p.shape != s.shape or p.shape[1] < 2:
+        raise ValueError(f"`p` and `s` must both be (m, n) with n >= 2, got {p.shape} and {s.shape}")
+    for name, v in (("p", p), ("s", s)):
+        if not np.all(np.isfinite(v)) or np.any(v < 0) or np.any(np.abs(v.sum(1) - 1) > 1e-9):
+            raise ValueError(f"`{name}` rows must be probability vectors (non-negative, summing to 1)")
+    if np.any(s <= 0):
+        raise ValueError("`s` must be strictly positive (a softmax)")
+    rows = np.arange(len(p))
+    d01 = p.max(1) - p[rows, s.argmax(1)]
+    phi = -np.log(s) if q == 0 else -np.expm1(q * np.log(s)) / q
+    risk = (p * phi).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if q == 0:
+            best = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
+        elif q >= 1:
+            best = (1 - p.max(1)) / q
+        else:
+            best = -np.expm1((1 - q) * np.log((p ** (1 / (1 - q))).sum(1))) / q
+    return d01, risk - best

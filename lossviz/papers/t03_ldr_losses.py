@@ -10,7 +10,7 @@ Papers:
 :func:`noisy_digits` draws the split and the noise; :func:`train_classifier` trains
 ``MLP(64, hidden, 10)`` on the noisy labels with any ``loss_fn(logits, targets)`` through
 :func:`lossviz.train.fit` and records the clean test accuracy with a :class:`lossviz.train.Recorder`.
-Same seed, same run.
+Same seed, same run. :func:`compare_losses` runs several losses over several seeds (T03, T04).
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from .._validate import check_choice, check_float, check_int
 from ..data import digits
 from ..models import MLP
 
-__all__ = ["NoisyDigits", "noisy_digits", "ClassifierRun", "train_classifier"]
+__all__ = [
+    "NoisyDigits",
+    "noisy_digits",
+    "ClassifierRun",
+    "train_classifier",
+    "LossComparison",
+    "compare_losses",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -161,3 +168,80 @@ def train_classifier(
         loss_name=loss_name or getattr(loss_fn, "__name__", "loss"),
         seed=seed,
     )
+
+
+@dataclass(frozen=True, repr=False)
+class LossComparison(Result):
+    """Runs of :func:`train_classifier` for several losses and seeds on one noise level.
+
+    ``runs[(name, seed)]`` is a :class:`ClassifierRun`; ``names``, ``seeds``, ``noise``. The
+    methods give seed means: :meth:`final`, :meth:`best` (early-stopping oracle),
+    :meth:`memorised` (final agreement with the noisy training labels), :meth:`at_epoch`.
+    """
+
+    runs: dict
+    names: tuple
+    seeds: tuple
+    noise: float
+
+    def _mean(self, name: str, fn) -> float:
+        if name not in self.names:
+            raise KeyError(f"no runs for {name!r}; have {list(self.names)}")
+        return float(np.mean([fn(self.runs[name, s]) for s in self.seeds]))
+
+    def final(self, name: str) -> float:
+        """Seed-mean clean test accuracy at the last epoch."""
+        return self._mean(name, lambda r: r.final_test_accuracy)
+
+    def best(self, name: str) -> float:
+        """Seed-mean of the best clean test accuracy over the recorded epochs (an oracle)."""
+        return self._mean(name, lambda r: r.best_test_accuracy)
+
+    def memorised(self, name: str) -> float:
+        """Seed-mean final agreement with the *noisy* training labels (1 = memorised)."""
+        return self._mean(name, lambda r: float(r.train_accuracy_noisy[-1]))
+
+    def at_epoch(self, name: str, epoch: int) -> float:
+        """Seed-mean clean test accuracy at a recorded ``epoch``."""
+        return self._mean(name, lambda r: float(r.test_accuracy[list(r.epochs).index(epoch)]))
+
+
+def compare_losses(
+    loss_fns: dict,
+    seeds: Sequence[int],
+    *,
+    noise: float = 0.4,
+    device=None,
+    progress: bool = True,
+    **train_kw,
+) -> LossComparison:
+    """Train one classifier per loss and seed on :func:`noisy_digits` (``noise``, ``seed``).
+
+    ``loss_fns``: name -> ``loss_fn(logits, targets)``; ``train_kw`` go to
+    :func:`train_classifier` (``hidden``, ``epochs``, ``record_every``, ...). The data of a seed
+    is drawn once and shared by all losses, the model init too (same ``seed``).
+
+    Examples
+    --------
+    >>> import torch.nn.functional as F
+    >>> c = compare_losses({"CE": F.cross_entropy}, [0], hidden=(8,), epochs=1, progress=False)
+    >>> 0 <= c.final("CE") <= 1
+    True
+    """
+    if not isinstance(loss_fns, dict) or not loss_fns:
+        raise TypeError("`loss_fns` must be a non-empty dict name -> loss_fn(logits, targets)")
+    seeds = tuple(check_int(s, "seeds[i]", minimum=0) for s in seeds)
+    if not seeds:
+        raise ValueError("`seeds` must not be empty")
+    from tqdm.auto import tqdm
+
+    runs = {}
+    with tqdm(
+        total=len(seeds) * len(loss_fns), desc=f"training runs (noise {noise:g})", disable=not progress
+    ) as bar:
+        for s in seeds:
+            data = noisy_digits(noise, seed=s, device=device)
+            for name, fn in loss_fns.items():
+                runs[name, s] = train_classifier(data, fn, seed=s, loss_name=name, **train_kw)
+                bar.update()
+    return LossComparison(runs=runs, names=tuple(loss_fns), seeds=seeds, noise=float(noise))

@@ -189,3 +189,18 @@ def test_comp_sum_branches_beyond_gce():
         np.testing.assert_allclose(L.comp_sum_bound(-1e-7, k, t).T, L.comp_sum_bound(0.0, k, t).T, atol=1e-6)
         np.testing.assert_allclose(L.comp_sum_bound(1 + 1e-7, k, t).T, t / k, atol=1e-6)
         assert np.all(np.diff(L.comp_sum_bound(-0.5, k, t).T) > 0)
+
+
+@pytest.mark.parametrize("q", [-1.0, 0.0, 0.7, 1.0, 2.0])
+def test_library_conditional_regret_matches_the_reference(q):
+    p, s = _regret_samples(5, num=500, seed=7)
+    d01, dphi = L.comp_sum_conditional_regret(p, s, q)
+    r01, rphi = _regrets(p, s, q)
+    np.testing.assert_allclose(d01, r01)
+    np.testing.assert_allclose(dphi, rphi, atol=1e-12)
+    # the infimum is the infimum: a random prediction never beats it
+    assert np.all(dphi >= -1e-12)
+    with pytest.raises(ValueError, match="p"):
+        L.comp_sum_conditional_regret(p[:, :1], s[:, :1], q)
+    with pytest.raises(ValueError, match="s"):
+        L.comp_sum_conditional_regret(p, np.abs(s - 0.1), q)
