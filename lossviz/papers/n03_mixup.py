@@ -35,10 +35,14 @@ from .._result import Result
 from .._validate import check_choice, check_float, check_int, check_module, check_tensor
 from ..collapse import class_means, feature_extractor
 from ..collapse._checks import F64, check_labels
+from ..data import gaussian_mixture
 from ..losses import mixup, soft_cross_entropy
+from ..models import MLP
 from ..train import fit
 
 __all__ = [
+    "toy_data",
+    "toy_network",
     "mixup_transform",
     "mixup_loss",
     "train_mixup",
@@ -46,6 +50,33 @@ __all__ = [
     "mixup_geometry",
     "plot_mixup_geometry",
 ]
+
+
+def toy_data(
+    seed: int,
+    *,
+    num_classes: int = 3,
+    dim: int = 10,
+    radius: float = 6.0,
+    n_per_class: int = 100,
+    device=None,
+):
+    """The N03 data: ``num_classes`` unit-noise Gaussian classes in ``dim`` dimensions whose means
+    sit at ``radius`` in random directions (drawn with ``seed``). Returns a :class:`lossviz.data.Dataset`."""
+    g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    directions = torch.randn(num_classes, dim, generator=g, dtype=F64)
+    means = check_float(radius, "radius", positive=True) * directions / directions.norm(dim=1, keepdim=True)
+    return gaussian_mixture(n_per_class, num_classes, dim, means=means, noise=1.0, seed=seed, device=device)
+
+
+def toy_network(
+    seed: int, *, num_classes: int = 3, dim: int = 10, width: int = 128, device=None
+) -> nn.Sequential:
+    """The N03 network: an MLP body ``dim -> width -> width -> 2`` (no activation on the 2-D
+    bottleneck, so the last-layer features are plotted directly), then a linear head 2 -> K with
+    bias. Submodule ``"1"`` is the head, so its input is the feature read by :func:`mixup_geometry`."""
+    net = nn.Sequential(MLP(dim, (width, width), 2, seed=seed), MLP(2, (), num_classes, seed=seed + 1))
+    return net.to(device=device)
 
 
 def mixup_transform(num_classes: int, alpha: float = 1.0) -> Callable:

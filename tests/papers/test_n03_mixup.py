@@ -109,3 +109,12 @@ def test_mixup_geometry_plot_has_a_lambda_colour_bar():
     plt.close("all")
     mfig = geo.plot(backend="matplotlib", labels=y)
     assert plt.get_fignums() == [] and mfig.axes[-1].get_ylabel().startswith("lambda")
+
+
+def test_toy_data_and_network_are_seeded():
+    a, b = n03.toy_data(3, n_per_class=5), n03.toy_data(3, n_per_class=5)
+    assert torch.equal(a.x, b.x) and a.x.shape == (15, 10)
+    assert torch.allclose(a.info["means"].norm(dim=1).double(), torch.full((3,), 6.0, dtype=F64))
+    n1, n2 = n03.toy_network(1), n03.toy_network(1)
+    assert all(torch.equal(p, q) for p, q in zip(n1.parameters(), n2.parameters()))
+    assert n1(a.x).shape == (15, 3) and n1[1].head.in_features == 2
