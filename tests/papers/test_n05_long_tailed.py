@@ -31,3 +31,17 @@ def test_old_name_is_a_deprecation_alias():
 
     with pytest.warns(DeprecationWarning, match="n05_long_tailed"):
         assert collapse.between_class_penalty is n05.between_class_penalty
+
+
+def test_train_long_tailed_is_seeded_and_averages():
+    kw = dict(num_classes=4, dim=6, n_max=20, n_test=10, hidden=(8,), steps=30, minority=[2, 3])
+    a = n05.train_long_tailed(10, 1.0, 0, **kw)
+    b = n05.train_long_tailed(10, 1.0, 0, **kw)
+    assert a.balanced_acc == b.balanced_acc and a.angle == b.angle
+    assert a.counts[0] == 20 and a.counts[-1] == 2 and a.cosines.shape == (4, 4)
+    assert 0.0 <= a.angle <= 180.0 and 0.0 <= a.balanced_acc <= 1.0
+    c = n05.train_long_tailed(10, 0.0, 1, within=1.0, **kw)
+    avg = n05.average_runs([a, c])
+    assert avg["angle"] == pytest.approx((a.angle + c.angle) / 2) and avg["seeds"] == (0, 1)
+    with pytest.raises(ValueError, match="empty"):
+        n05.average_runs([])
