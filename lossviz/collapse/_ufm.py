@@ -98,6 +98,46 @@ class UFMResult(Result):
         return plot_frame(self.class_means(), self.classifier, backend=backend, ax=ax, **kw)
 
 
+def lbfgs_solve(
+    params: Sequence[torch.Tensor],
+    objective,
+    *,
+    max_iter: int,
+    tol: float,
+    history_size: int = 100,
+    max_eval: int | None = None,
+):
+    """Minimise ``objective()`` over ``params`` with full-batch L-BFGS (strong-Wolfe line search).
+
+    The special solver of the UFM models (float64, tolerance on the max-abs gradient). Returns
+    ``(iterations, final_objective, gradients)``, the gradients of the final objective taken with
+    ``torch.autograd.grad`` (no ``.grad`` is left on ``params``).
+    """
+    params = list(params)
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_eval,
+        tolerance_grad=tol,
+        tolerance_change=1e-16,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad()
+        v = objective()
+        v.backward()
+        return v
+
+    opt.step(closure)
+    iterations = int(opt.state[params[0]].get("n_iter", 0))
+    opt.zero_grad(set_to_none=True)
+    final = objective()
+    return iterations, final, torch.autograd.grad(final, params)
+
+
 def _ufm_data_loss(z: torch.Tensor, y: torch.Tensor, k: int, loss: str) -> torch.Tensor:
     if loss == "ce":
         return torch.nn.functional.cross_entropy(z, y)
@@ -187,28 +227,9 @@ def fit_ufm(
             val = val + 0.5 * lw * layer.weight.square().sum()
         return val
 
-    opt = torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=int(max_iter * 1.25) + 10,
-        tolerance_grad=tol,
-        tolerance_change=1e-16,
-        history_size=100,
-        line_search_fn="strong_wolfe",
+    iterations, final, grads = lbfgs_solve(
+        params, objective, max_iter=max_iter, tol=tol, history_size=100, max_eval=int(max_iter * 1.25) + 10
     )
-
-    def closure():
-        opt.zero_grad()
-        v = objective()
-        v.backward()
-        return v
-
-    opt.step(closure)
-    iterations = int(opt.state[params[0]].get("n_iter", 0))
-    opt.zero_grad()
-    final = objective()
-    grads = torch.autograd.grad(final, params)
     gnorm = max(float(g.abs().max()) for g in grads)
     with torch.no_grad():
         weights = tuple(layer.weight.detach().clone() for layer in model.layers)

@@ -26,6 +26,7 @@ import torch
 from .._result import Result
 from .._validate import check_float, check_int, check_tensor
 from ..collapse._checks import F64, check_labels
+from ..collapse._ufm import lbfgs_solve
 
 __all__ = ["PerturbedUFMResult", "fit_perturbed_ufm", "stationarity"]
 
@@ -106,26 +107,9 @@ def fit_perturbed_ufm(
 
     w0 = y @ h0t.T @ torch.linalg.inv(h0t @ h0t.T + n * lw * eye)
     w = w0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [w],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=tol,
-        tolerance_change=1e-16,
-        history_size=50,
-        line_search_fn="strong_wolfe",
+    iterations, final, (g,) = lbfgs_solve(
+        [w], lambda: objective(w), max_iter=max_iter, tol=tol, history_size=50
     )
-
-    def closure():
-        opt.zero_grad()
-        v = objective(w)
-        v.backward()
-        return v
-
-    opt.step(closure)
-    iterations = int(opt.state[w].get("n_iter", 0))
-    final = objective(w)
-    (g,) = torch.autograd.grad(final, [w])
     gnorm = float(g.abs().max())
     with torch.no_grad():
         wf = w.detach().clone()
