@@ -155,7 +155,7 @@ def plot_frame(
             ls = {"solid": "-", "dash": "--", "dot": ":"}[styles[g][0]]
             for i in range(k):
                 seg = np.stack([np.zeros(dims), pts[i]])
-                ax.plot(*seg.T, ls, color=_plot.color(i), lw=styles[g][1] / 1.5, label=f"{g} {names[i]}")
+                ax.plot(*seg.T, ls, color=_plot.color(i), lw=styles[g][1] / 1.5, label=g if i == 0 else None)
         if dims == 3:
             ax.set_zlabel(labels[2])
         return _plot.finish(fig, backend, ax=ax, title=title, xlabel=labels[0], ylabel=labels[1])
