@@ -12,12 +12,17 @@ attraction); gradient descent ``-eta g`` is repelled but, with ``eta`` capped by
 curvature, crawls where the negative curvature is small; saddle-free Newton
 ``-(|H| + delta I)^{-1} g`` with ``|H| = U diag(|lambda|) U^T`` moves away from saddles at the
 Newton speed.
+
+The notebook's two toys: :func:`saddle_2d` (``f = x^2/2 + eps (y^4/4 - y^2/2)``) raced by
+:func:`race` (Newton, SFN and the best GD step size of a grid, :func:`best_gd`), and the deep
+linear network :func:`linear_net` (``L = ||W2 W1 - T||_F^2 / 2``, saddles where only some singular
+modes of ``T`` are learned).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +33,16 @@ from .. import _plot
 from .._result import Result
 from .._validate import check_choice, check_float, check_int, check_tensor
 
-__all__ = ["OptimizationPath", "second_order_path", "plot_paths_2d"]
+__all__ = [
+    "OptimizationPath",
+    "second_order_path",
+    "plot_paths_2d",
+    "saddle_2d",
+    "best_gd",
+    "race",
+    "LinearNet",
+    "linear_net",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -193,7 +207,7 @@ def second_order_path(
     if not track_hessian and stopped != "diverged":
         mins[-1] = float(min_eig(x)[0][0])
     return OptimizationPath(
-        torch.stack(pts).numpy(),
+        torch.stack(pts).cpu().numpy(),
         np.array(vals),
         np.array(gns),
         np.array(mins),
@@ -209,6 +223,118 @@ def second_order_path(
             "target": target,
         },
     )
+
+
+def saddle_2d(eps: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""``f(p) = p_0^2 / 2 + eps (p_1^4 / 4 - p_1^2 / 2)``: a saddle at 0 with curvatures ``1`` and
+    ``-eps``, minima ``(0, +-1)`` with ``f = -eps / 4``."""
+    eps = check_float(eps, "eps", positive=True)
+    return lambda p: p[0] ** 2 / 2 + eps * (p[1] ** 4 / 4 - p[1] ** 2 / 2)
+
+
+def best_gd(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x0: Any,
+    lrs: Sequence[float],
+    target: float,
+    *,
+    max_steps: int = 4000,
+) -> tuple[OptimizationPath, float, int | None]:
+    """Gradient descent with the step size from ``lrs`` that reaches ``f <= target`` in the fewest steps.
+
+    Larger step sizes are tried first and each later run is capped at the best count so far (it
+    can only matter if it is faster). Returns ``(path, lr, steps)``; when no step size reaches the
+    target, the largest step size's uncapped run with ``steps=None``.
+    """
+    lrs = [check_float(lr, "lrs[i]", positive=True) for lr in lrs]
+    if not lrs:
+        raise ValueError("`lrs` must list at least one step size")
+    best: tuple[OptimizationPath | None, float | None, int | None] = (None, None, None)
+    cap = check_int(max_steps, "max_steps", minimum=1)
+    for lr in sorted(lrs, reverse=True):
+        path = second_order_path(f, x0, method="gd", lr=lr, steps=cap, target=target)
+        s = path.steps_to(target)
+        if s is not None and (best[2] is None or s < best[2]):
+            best, cap = (path, lr, s), s
+    if best[0] is None:  # nobody reached the target: keep the largest step size's run for the plots
+        lr = max(lrs)
+        best = (second_order_path(f, x0, method="gd", lr=lr, steps=max_steps), lr, None)
+    return best  # type: ignore[return-value]
+
+
+def race(
+    x0: Any, eps: float, lrs: Sequence[float], *, max_gd_steps: int = 4000, damping: float = 1e-4
+) -> dict:
+    """Newton, saddle-free Newton and the best-step-size GD on :func:`saddle_2d` from ``x0``.
+
+    "Reached" means ``f <= -0.99 eps / 4`` (99% of the way from the saddle down to the minimum).
+    Returns the three paths, the best GD step size and the steps each needed (``None``: never).
+    """
+    f = saddle_2d(eps)
+    target = -0.99 * eps / 4
+    newton = second_order_path(f, x0, method="newton", steps=50)
+    sfn = second_order_path(f, x0, method="sfn", damping=damping, steps=200, target=target)
+    gd, best_lr, gd_steps = best_gd(f, x0, lrs, target, max_steps=max_gd_steps)
+    return {
+        "newton": newton,
+        "sfn": sfn,
+        "gd": gd,
+        "best_lr": best_lr,
+        "gd_steps": gd_steps,
+        "sfn_steps": sfn.steps_to(target),
+        "x0": x0,
+        "eps": eps,
+    }
+
+
+@dataclass(frozen=True, repr=False)
+class LinearNet(Result):
+    r"""The deep linear network ``L(W1, W2) = ||W2 W1 - T||_F^2 / 2`` (parameters flattened).
+
+    ``T = U diag(sigma) V^T``; every subset of learned singular modes is a critical point with
+    loss ``sum_{unlearned} sigma_i^2 / 2`` (:attr:`saddle_levels`, from "nothing learned" down).
+    """
+
+    target: torch.Tensor
+    sigma: torch.Tensor
+    theta0: torch.Tensor
+    hidden: int
+
+    @property
+    def d(self) -> int:
+        return self.target.shape[0]
+
+    def loss(self, p: torch.Tensor) -> torch.Tensor:
+        h, d = self.hidden, self.d
+        W1 = p[: h * d].reshape(h, d)
+        W2 = p[h * d :].reshape(d, h)
+        return 0.5 * ((W2 @ W1 - self.target) ** 2).sum()
+
+    @property
+    def saddle_levels(self) -> list[float]:
+        r = int((self.sigma > 0).sum())
+        return [0.5 * float((self.sigma[k:] ** 2).sum()) for k in range(r + 1)]
+
+
+def linear_net(
+    seed: int,
+    *,
+    d: int = 6,
+    sigma: Sequence[float] = (10.0, 1.0, 0.1),
+    init_scale: float = 1e-3,
+    device=None,
+) -> LinearNet:
+    """``T`` with singular values ``sigma`` (padded with zeros to ``d``) and random orthogonal
+    singular vectors, ``W1, W2`` of shape ``(d, d)`` initialised at ``init_scale N(0, 1)`` (float64)."""
+    g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    F64 = torch.float64
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
+    V, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
+    s = torch.zeros(d, dtype=F64)
+    s[: len(sigma)] = torch.tensor(list(sigma), dtype=F64)
+    T = U @ torch.diag(s) @ V.T
+    theta0 = init_scale * torch.randn(2 * d * d, generator=g, dtype=F64)
+    return LinearNet(T.to(device), s.to(device), theta0.to(device), d)
 
 
 def plot_paths_2d(

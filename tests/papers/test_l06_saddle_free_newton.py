@@ -72,3 +72,31 @@ def test_deprecated_aliases_in_curvature():
     ):
         with pytest.warns(DeprecationWarning, match=f"curvature.{name} moved to lossviz.papers"):
             assert getattr(curvature, name) is obj
+
+
+def test_best_gd_and_race():
+    from lossviz.papers.l06_saddle_free_newton import best_gd, race, saddle_2d
+
+    f = saddle_2d(0.01)
+    path, lr, steps = best_gd(f, [1.0, 1e-3], (1.0, 1.9), -0.99 * 0.01 / 4)
+    assert lr == 1.9 and steps == path.steps_to(-0.99 * 0.01 / 4) and steps > 100
+    slow = second_order_path(f, [1.0, 1e-3], method="gd", lr=1.0, steps=steps)
+    assert slow.steps_to(-0.99 * 0.01 / 4) is None  # the smaller step size is slower
+    never = best_gd(f, [1.0, 0.0], (1.0,), -0.99 * 0.01 / 4, max_steps=20)
+    assert never[2] is None and never[1] == 1.0
+    r = race([1.0, 1e-3], 0.01, (1.0, 1.9))
+    assert r["gd_steps"] >= 10 * r["sfn_steps"]
+    assert r["newton"].min_eigenvalues[-1] < 0 < r["sfn"].min_eigenvalues[-1]
+    with pytest.raises(ValueError, match="lrs"):
+        best_gd(f, [1.0, 1e-3], (), -1.0)
+
+
+def test_linear_net_saddles():
+    from lossviz.papers.l06_saddle_free_newton import linear_net
+
+    net = linear_net(0)
+    assert net.theta0.shape == (72,) and net.target.shape == (6, 6)
+    np.testing.assert_allclose(torch.linalg.svdvals(net.target)[:3].numpy(), [10.0, 1.0, 0.1], rtol=1e-12)
+    assert net.saddle_levels == pytest.approx([50.505, 0.505, 0.005, 0.0])
+    assert float(net.loss(torch.zeros(72, dtype=F64))) == pytest.approx(50.505)
+    torch.testing.assert_close(linear_net(0).theta0, net.theta0)  # seeded
