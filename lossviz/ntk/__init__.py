@@ -78,7 +78,7 @@ True
 from __future__ import annotations
 
 from .._deprecate import moved
-from . import plotting
+from . import plotting  # noqa: F401  (lossviz.ntk.plotting; not in __all__: every family has one)
 from ._analytic import DUAL_ACTIVATIONS, AnalyticNTK, analytic
 from ._empirical import METHODS, OUTPUTS, EmpiricalNTK, empirical
 from ._kernels import (

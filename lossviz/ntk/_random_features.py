@@ -64,8 +64,10 @@ def random_features(
 class RidgePath(Result):
     """Ridge regression on features over a grid of ridges (one eigendecomposition).
 
-    ``train_risk[r]`` and ``test_risk[r]`` are mean squared errors (averaged over samples and
-    outputs) at ``ridges[r]``; ``best`` is the index of the smallest test risk.
+    ``train_risk[r]``, ``test_risk[r]`` and ``val_risk[r]`` are mean squared errors (averaged over
+    samples and outputs) at ``ridges[r]``. ``best`` is the index of the smallest *validation* risk
+    when validation data was given (honest tuning), else of the smallest test risk (oracle tuning:
+    the reported test risk then uses the test set twice).
     """
 
     ridges: np.ndarray
@@ -73,13 +75,15 @@ class RidgePath(Result):
     test_risk: np.ndarray | None
     num_features: int
     num_samples: int
+    val_risk: np.ndarray | None = None
 
     @property
     def best(self) -> int:
-        """Index of the smallest test risk (oracle tuning if the "test" set is the one reported)."""
-        if self.test_risk is None:
-            raise ValueError("no test data was given")
-        return int(np.nanargmin(self.test_risk))
+        """Index of the tuned ridge: smallest validation risk, or smallest test risk (oracle)."""
+        risk = self.val_risk if self.val_risk is not None else self.test_risk
+        if risk is None:
+            raise ValueError("no validation or test data was given")
+        return int(np.nanargmin(risk))
 
     def plot(self, backend: str = "plotly", ax=None, **kw):
         """Train and test risk against the ridge (:func:`lossviz.ntk.plotting.plot_ridge_path`)."""
@@ -88,7 +92,9 @@ class RidgePath(Result):
         return plot_ridge_path(self, backend=backend, ax=ax, **kw)
 
 
-def ridge_path(phi_train, y_train, phi_test=None, y_test=None, *, ridges) -> RidgePath:
+def ridge_path(
+    phi_train, y_train, phi_test=None, y_test=None, *, ridges, phi_val=None, y_val=None
+) -> RidgePath:
     """Ridge regression ``w = (Phi^T Phi + lambda I)^+ Phi^T y`` for every ``lambda`` in ``ridges``.
 
     One float64 eigendecomposition of the smaller Gram matrix (``Phi Phi^T`` if ``n <= F``, else
@@ -97,6 +103,19 @@ def ridge_path(phi_train, y_train, phi_test=None, y_test=None, *, ridges) -> Rid
     with no sample-count factor. Used for the random-feature experiments of Simon et al., "More is
     Better in Modern Machine Learning: when Infinite Overparameterization is Optimal and
     Overfitting is Obligatory", 2023, arXiv:2311.14646.
+
+    Give ``phi_val``/``y_val`` (a split disjoint from the test set) to tune the ridge honestly:
+    :attr:`RidgePath.best` then picks it on the validation risk.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> phi = torch.randn(30, 50, generator=g, dtype=torch.float64)
+    >>> y = phi[:, 0]
+    >>> path = ridge_path(phi[:20], y[:20], phi[25:], y[25:], phi_val=phi[20:25], y_val=y[20:25],
+    ...                   ridges=[0.0, 1e-2, 1e2])
+    >>> path.val_risk.shape, path.best < 2
+    ((3,), True)
     """
     p = check_tensor(phi_train, "phi_train", ndim=2, floating=True).to(torch.float64)
     n, f = p.shape
@@ -111,6 +130,14 @@ def ridge_path(phi_train, y_train, phi_test=None, y_test=None, *, ridges) -> Rid
         if y_test is None:
             raise ValueError("`y_test` is needed with `phi_test`")
         yt = _targets(y_test, pt.shape[0], "y_test")
+    pv_ = None
+    if phi_val is not None:
+        pv_ = check_tensor(phi_val, "phi_val", ndim=2, floating=True).to(torch.float64)
+        if pv_.shape[1] != f:
+            raise ValueError(f"`phi_val` must have {f} columns, got {pv_.shape[1]}")
+        if y_val is None:
+            raise ValueError("`y_val` is needed with `phi_val`")
+        yv = _targets(y_val, pv_.shape[0], "y_val")
     if n <= f:
         lam, u = torch.linalg.eigh(p @ p.T)  # Phi = U S V^T with lam = s^2
         uy = u.T @ y
@@ -118,14 +145,16 @@ def ridge_path(phi_train, y_train, phi_test=None, y_test=None, *, ridges) -> Rid
         # predictions on train: U diag(lam/(lam+r)) U^T y ; coefficients in sample space
         # alpha = U diag(1/(lam + r)) U^T y, w = Phi^T alpha
         basis_test = (pt @ p.T @ u) if phi_test is not None else None  # (m, n)
+        basis_val = (pv_ @ p.T @ u) if pv_ is not None else None
     else:
         lam, v = torch.linalg.eigh(p.T @ p)
         cut = lam.max().clamp(min=0) * max(n, f) * torch.finfo(torch.float64).eps * 10
         pv = p @ v  # (n, F) = U S
         uy = pv.T @ y  # S U^T y
         basis_test = (pt @ v) if phi_test is not None else None
+        basis_val = (pv_ @ v) if pv_ is not None else None
     keep = lam > cut
-    train_risk, test_risk = [], []
+    train_risk, test_risk, val_risk = [], [], []
     for r in ridges:
         denom = lam + r
         inv = torch.where(keep, 1 / torch.where(keep, denom, torch.ones_like(denom)), torch.zeros_like(denom))
@@ -140,4 +169,13 @@ def ridge_path(phi_train, y_train, phi_test=None, y_test=None, *, ridges) -> Rid
         train_risk.append(float(((train_pred - y) ** 2).mean()))
         if test_pred is not None:
             test_risk.append(float(((test_pred - yt) ** 2).mean()))
-    return RidgePath(ridges, np.array(train_risk), np.array(test_risk) if test_risk else None, f, n)
+        if basis_val is not None:
+            val_risk.append(float(((basis_val @ coef - yv) ** 2).mean()))
+    return RidgePath(
+        ridges,
+        np.array(train_risk),
+        np.array(test_risk) if test_risk else None,
+        f,
+        n,
+        np.array(val_risk) if val_risk else None,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,3 +43,18 @@ def test_random_features_gram_approaches_nngp():
     # E[relu(w.x) relu(w.x')] with w ~ N(0, I): arc-cosine kernel with K = x.x'
     lim = ntk.analytic(x, depth=1, w_std=2**0.5, b_std=0.0)  # Sigma^(1) = x.x' (d_in = 2)
     assert _rel(phi @ phi.T, lim.nngp / 2) < 0.03
+
+
+def test_ridge_path_validation_split_matches_a_separate_solve():
+    g = torch.Generator().manual_seed(1)
+    for n, f in ((20, 40), (40, 20)):
+        phi = torch.randn(n + 30, f, generator=g, dtype=F64)
+        y = phi[:, :3].sum(1) + 0.3 * torch.randn(n + 30, generator=g, dtype=F64)
+        ridges = [0.0, 1e-3, 1e-1, 10.0]
+        path = ntk.ridge_path(phi[:n], y[:n], phi[n + 10 :], y[n + 10 :], phi_val=phi[n : n + 10], y_val=y[n : n + 10],
+                              ridges=ridges)  # fmt: skip
+        ref = ntk.ridge_path(phi[:n], y[:n], phi[n : n + 10], y[n : n + 10], ridges=ridges)
+        assert np.allclose(path.val_risk, ref.test_risk, rtol=1e-9)
+        assert path.best == int(np.argmin(path.val_risk))
+    with pytest.raises(ValueError, match="y_val"):
+        ntk.ridge_path(phi[:n], y[:n], phi_val=phi[:5], ridges=[0.0])
