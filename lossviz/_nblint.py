@@ -13,6 +13,19 @@ import sys
 from pathlib import Path
 
 TRACKS = {"landscape": "L", "collapse": "N", "ntk": "K", "temperature": "T"}
+# Rules added with the 0.2 claim-check pattern (threads in notebook_params, DEVICE, a widget
+# self-check, a named negative control, exercises through check_prediction). Notebooks not yet
+# migrated to the pattern are listed here: for them these problems are reported as *pending*
+# and do not fail the lint. tests/test_notebook_structure.py fails once a listed notebook is
+# clean, so the list only shrinks. Remove an id when its notebook is migrated.
+PENDING_MIGRATION = frozenset({"L02", "L05", "K02", "K05", "T04", "T05"})
+MIGRATION_RULES = (
+    "sets torch threads itself",
+    "never calls panel.check_responds",
+    "ignores DEVICE",
+    "does not name its negative control",
+    "does not use widgets.check_prediction",
+)
 NAME = re.compile(r"^(?P<id>[LNKT]\d{2})_[a-z0-9_]+\.ipynb$")
 
 
@@ -129,6 +142,14 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
     return problems
 
 
+def split_pending(path: Path, problems: list[str]) -> tuple[list[str], list[str]]:
+    """``(failing, pending)``: migration-rule problems of a notebook in :data:`PENDING_MIGRATION`."""
+    if notebook_id(Path(path)) not in PENDING_MIGRATION:
+        return problems, []
+    pending = [p for p in problems if any(rule in p for rule in MIGRATION_RULES)]
+    return [p for p in problems if p not in pending], pending
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     root = Path(argv[0] if argv else "notebooks")
@@ -137,9 +158,12 @@ def main(argv=None) -> int:
     nbs = notebooks(root)
     bad = 0
     for nb in nbs:
-        for problem in check_notebook(nb, readme_text):
+        failing, pending = split_pending(nb, check_notebook(nb, readme_text))
+        for problem in failing:
             bad += 1
             print(f"{nb}: {problem}")
+        for problem in pending:
+            print(f"{nb}: pending migration: {problem}")
     print(f"notebook lint: {len(nbs)} notebooks, {bad} problems")
     return 1 if bad else 0
 
