@@ -288,7 +288,9 @@ def test_frames_figure_heatmap_colour_range_is_shared_and_log_axes_use_log_units
     fig = frames_figure(_growing_sweep(), lambda v, r: [go.Heatmap(z=r["z"])])
     assert all(fr.data[0].zmin == 0.45 and fr.data[0].zmax == 3.0 for fr in fig.frames)
     logfig = frames_figure(
-        _growing_sweep(), lambda v, r: [go.Scatter(x=[1, 10, 100], y=r["y"][2:] + 1e-3)], layout={"yaxis_type": "log"}
+        _growing_sweep(),
+        lambda v, r: [go.Scatter(x=[1, 10, 100], y=r["y"][2:] + 1e-3)],
+        layout={"yaxis_type": "log"},
     )
     lo, hi = logfig.layout.yaxis.range
     assert lo <= np.log10(0.45 / 2) and hi >= np.log10(3.0)
