@@ -111,11 +111,11 @@ def test_lint_wants_readme_row_and_file_name(tmp_path):
 
 
 def test_runtime_budget_fails_slow_notebook(tmp_path):
-    """The nbval timing plugin in notebooks/conftest.py turns an over-budget notebook red."""
+    """The nbval timing plugin in the root conftest.py turns an over-budget notebook red."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(0.6)"), nbformat.v4.new_code_cell("x = 1")]
     nbformat.write(nb, tmp_path / "slow.ipynb")
-    (tmp_path / "conftest.py").write_text((NB_DIR / "conftest.py").read_text())
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text())
     cmd = [
         sys.executable,
         "-m",
