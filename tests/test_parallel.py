@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor as _Pool
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
 from lossviz import parallel, widgets
+
+
+def ProcessPoolExecutor(n):  # noqa: N802 - spawn, not fork: a forked torch/OpenMP process can hang
+    return _Pool(n, mp_context=multiprocessing.get_context("spawn"))
 
 
 def heavy_tile(tile, scale=1.0):
