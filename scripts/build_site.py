@@ -55,7 +55,7 @@ KERNEL_ENV = {
     "LOSSVIZ_QUICK": "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
-    "TQDM_DISABLE": "1",  # no progress bars in pages
+    "TQDM_DISABLE": "1",  # plain tqdm bars off; tqdm.auto's widget bars are dropped in clean_outputs
     "PLOTLY_RENDERER": "plotly_mimetype",  # figures as JSON; rewritten against the shared plotly.js
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
 }
@@ -74,6 +74,7 @@ WIDGET_NOTE = (
     "below.</p>"
 )
 WARNING_RE = re.compile(r"\b[A-Z]\w*Warning\b")
+PROGRESS_RE = re.compile(r"\d+/\d+ \[")  # a tqdm bar's text: "desc:  40%|####  | 2/5 [00:01<...]"
 
 
 class NotebookFailed(RuntimeError):
@@ -154,7 +155,7 @@ def execute_cached(
                 ),
                 None,
             )
-            first = str(exc).strip().splitlines()
+            first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # no colour codes
             raise NotebookFailed(
                 f"{_rel(src, ROOT)}: cell {index} failed during `make site`:\n" + "\n".join(first[-15:])
             ) from None
@@ -212,6 +213,16 @@ def plotly_html(fig: dict) -> str:
     )
 
 
+NOTEBOOK_LINK = re.compile(r"""(\]\(|href=["'])(?![a-z][a-z0-9+.-]*:|/)([^)"'#\s]+)\.ipynb""", re.I)
+
+
+def _site_links(text):
+    """Relative links to notebooks in an output (e.g. the map the tour displays) point at pages."""
+    if isinstance(text, list):
+        text = "".join(text)
+    return NOTEBOOK_LINK.sub(r"\1\2.html", text)
+
+
 def clean_outputs(nb, name: str) -> list[str]:
     """Rewrite a notebook's outputs for the site (in place); return the warnings it printed."""
     warnings = []
@@ -233,10 +244,14 @@ def clean_outputs(nb, name: str) -> list[str]:
                 if "application/vnd.plotly.v1+json" in data:
                     out["data"] = {"text/html": plotly_html(data["application/vnd.plotly.v1+json"])}
                 elif "application/vnd.jupyter.widget-view+json" in data:
-                    if noted:
-                        continue
+                    plain = data.get("text/plain", "")
+                    if noted or PROGRESS_RE.search("".join(plain) if isinstance(plain, list) else plain):
+                        continue  # a progress bar (tqdm.auto), or a second widget of the same cell
                     out["data"] = {"text/html": WIDGET_NOTE}
                     noted = True
+                for mime in ("text/html", "text/markdown"):
+                    if mime in out["data"]:
+                        out["data"][mime] = _site_links(out["data"][mime])
             outputs.append(out)
         cell["outputs"] = outputs
     nb.metadata.pop("widgets", None)  # widget state: nothing on the site can use it
@@ -410,7 +425,8 @@ def find_mathjax(cache: Path) -> Path:
         (tgz,) = Path(tmp).glob("mathjax-*.tgz")
         with tarfile.open(tgz) as tar:
             members = [m for m in tar.getmembers() if m.name.startswith("package/es5/")]
-            tar.extractall(tmp, members=members, filter="data")
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
+            tar.extractall(tmp, members=members, **safe)
         if target.exists():
             shutil.rmtree(target)
         shutil.move(str(Path(tmp) / "package" / "es5"), target)
@@ -469,6 +485,23 @@ def external_resources(out: Path) -> list[str]:
         if m:
             bad.append(f"{p.relative_to(out)}: {m.group(0)[:80]}")
     return bad
+
+
+HREF = re.compile(r"""<a\b[^>]*\bhref=["']([^"'#?]+)[^"']*["']""", re.I)
+
+
+def broken_links(out: Path) -> list[str]:
+    """Links between pages of the site whose target file does not exist (e.g. a notebook links a
+    file that is not on the site)."""
+    bad = []
+    for page in out.rglob("*.html"):
+        for href in set(HREF.findall(page.read_text(errors="replace"))):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", href, flags=re.I) or href.startswith("//"):
+                continue  # another site (launch buttons, papers): not a resource of this one
+            target = (page.parent / href).resolve()
+            if not target.exists():
+                bad.append(f"{page.relative_to(out)} -> {href}")
+    return sorted(bad)
 
 
 def site_size(out: Path) -> int:
@@ -556,6 +589,8 @@ def main(argv=None) -> int:
     if rc != 0:
         print(f"make site: sphinx-build failed (exit {rc}); see {log}", file=sys.stderr)
         return 1
+    for p in (out / "_static").rglob("*.js.map"):  # source maps: for the theme's developers only
+        p.unlink()
     # The download button offers the notebook as students get it: the repository's, without outputs.
     for p, rel in rels.items():
         target = out / "_sources" / rel
@@ -571,6 +606,10 @@ def main(argv=None) -> int:
     if bad:
         print("make site: pages load resources from other hosts:\n  " + "\n  ".join(bad), file=sys.stderr)
         return 1
+    links = broken_links(out)
+    if links:
+        print(f"{len(links)} broken link(s) between pages (fix them in the notebooks):")
+        print("\n".join(f"  {ln}" for ln in links))
     size = site_size(out) / 2**20
     print(f"wrote {out / 'index.html'} ({len(paths)} notebooks, {size:.1f} MB)")
     if size > args.max_mb:

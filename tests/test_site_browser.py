@@ -253,3 +253,5 @@ def test_api_reference_and_no_request_left_the_machine(browser_page, site):
         _goto(page, urljoin(base + "api/index.html", links[0]))
         assert page.locator("dl.py").count() > 0, "the API page documents no object"
     assert state["blocked"] == [], f"the site tried to reach other hosts: {state['blocked'][:10]}"
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 2**20
+    assert size <= 50, f"the site is {size:.1f} MB (budget 50 MB)"
