@@ -364,7 +364,9 @@ def teacher_student(
     ``teacher``: ``"linear"`` (``x @ beta / sqrt(dim)``), ``"relu"`` (a random 1-hidden-layer ReLU
     net of width ``hidden``, outputs scaled to unit variance at init), ``"quadratic"``
     (``(beta . x)^2 / (2 dim)``) or any module mapping ``(n, dim) -> (n, outputs)``. The teacher's
-    randomness comes from ``seed``. ``y`` has shape ``(n, outputs)``.
+    randomness comes from ``seed``. ``y`` has shape ``(n, outputs)``. A module teacher is evaluated
+    in eval mode under ``no_grad`` (Dropout off, BatchNorm statistics read, not updated), so it is
+    left unchanged and the same ``seed`` gives the same targets.
     """
     gen, dtype, device = _setup(seed, dtype, device)
     n = check_int(n, "n", minimum=1)
@@ -374,14 +376,24 @@ def teacher_student(
     x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     info: dict[str, Any] = {}
     if isinstance(teacher, torch.nn.Module):
-        with torch.no_grad():
-            p = next(teacher.parameters(), None)
-            tdtype = p.dtype if p is not None else dtype
-            y = (
-                teacher(x.to(dtype=tdtype, device=p.device if p is not None else None))
-                .to(torch.float64)
-                .cpu()
-            )
+        from ._model import eval_mode
+
+        p = next(teacher.parameters(), None)
+        tdtype = p.dtype if p is not None and p.is_floating_point() else dtype
+        xt = x.to(dtype=tdtype, device=p.device if p is not None else None)
+        # eval mode (Dropout off, BatchNorm uses its running statistics and is not updated) under
+        # no_grad: the teacher is left exactly as it was and the targets depend on `seed` only
+        with eval_mode(teacher), torch.no_grad():
+            try:
+                y = teacher(xt)
+            except RuntimeError as e:
+                raise ValueError(
+                    f"`teacher` failed on inputs of shape ({n}, {dim}) (`dim`={dim}); it must map "
+                    f"(n, dim) -> (n, outputs): {e}"
+                ) from e
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"`teacher` must return a tensor, got {type(y).__name__}")
+        y = y.to(torch.float64).cpu()
         if y.ndim == 1:
             y = y[:, None]
     else:

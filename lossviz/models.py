@@ -12,6 +12,7 @@ so building a model does not consume global randomness).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -80,6 +81,16 @@ def _gen(seed):
     return None if seed is None else torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
 
 
+def _quiet_rng(seed, device=None):
+    """With a ``seed``, a context in which torch's default init (``nn.Linear.reset_parameters``)
+    draws from a forked global RNG, so a seeded constructor leaves the caller's RNG untouched."""
+    if seed is None:
+        return contextlib.nullcontext()
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)
+
+
 class MLP(nn.Module):
     """Fully connected network ``in -> hidden[0] -> ... -> hidden[-1] -> out``.
 
@@ -129,11 +140,12 @@ class MLP(nn.Module):
         gen = _gen(seed)
         head_bias = bias if head_bias is None else head_bias
         dims = (in_features, *hidden)
-        self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=bias, dtype=dtype, device=device) for a, b in zip(dims[:-1], dims[1:])
-        )
+        with _quiet_rng(seed, device):
+            self.layers = nn.ModuleList(
+                nn.Linear(a, b, bias=bias, dtype=dtype, device=device) for a, b in zip(dims[:-1], dims[1:])
+            )
+            self.head = nn.Linear(dims[-1], out_features, bias=head_bias, dtype=dtype, device=device)
         self.act = ACTIVATIONS[activation]()
-        self.head = nn.Linear(dims[-1], out_features, bias=head_bias, dtype=dtype, device=device)
         self.activation_name = activation
         for layer in [*self.layers, self.head]:
             _init_linear(layer, gen, init, gain)
@@ -179,10 +191,11 @@ class DeepLinear(nn.Module):
             raise ValueError(f"`dims` needs at least an input and an output width, got {dims}")
         init_scale = check_float(init_scale, "init_scale", minimum=0.0)
         gen = _gen(seed)
-        self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=bias, dtype=check_dtype(dtype), device=device)
-            for a, b in zip(dims[:-1], dims[1:])
-        )
+        with _quiet_rng(seed, device):
+            self.layers = nn.ModuleList(
+                nn.Linear(a, b, bias=bias, dtype=check_dtype(dtype), device=device)
+                for a, b in zip(dims[:-1], dims[1:])
+            )
         for layer in self.layers:
             _init_linear(layer, gen, "normal", init_scale)
 
@@ -244,10 +257,11 @@ class UFM(nn.Module):
             )
         )
         dims = [feature_dim] * depth + [num_classes]
-        self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=(bias and i == depth - 1), dtype=dtype, device=device)
-            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
-        )
+        with _quiet_rng(seed, device):
+            self.layers = nn.ModuleList(
+                nn.Linear(a, b, bias=(bias and i == depth - 1), dtype=dtype, device=device)
+                for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
+            )
         for layer in self.layers:
             _init_linear(layer, gen, "normal", init_scale)
 

@@ -139,3 +139,22 @@ def test_imbalance_profile_properties(k, ratio, n_max):
     counts = data.imbalanced_counts(n_max, k, ratio)
     assert len(counts) == k and counts[0] == n_max and min(counts) >= 1
     assert all(a >= b for a, b in zip(counts, counts[1:]))
+
+
+def test_teacher_module_is_evaluated_in_eval_mode_and_left_unchanged():
+    from lossviz.testing import BNDropoutNet, assert_model_unchanged
+
+    teacher = BNDropoutNet(16, 8, 1, seed=0)
+    teacher.train()  # Dropout active and BatchNorm updating in train mode
+    state = torch.random.get_rng_state()
+    with assert_model_unchanged(teacher):
+        a = data.teacher_student(32, 16, teacher=teacher, seed=0)
+        b = data.teacher_student(32, 16, teacher=teacher, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.y, b.y)
+    with torch.no_grad():
+        teacher.eval()
+        expected = teacher(a.x.to(torch.float64).to(next(teacher.parameters()).dtype))
+    assert torch.allclose(a.y, expected.to(a.y.dtype).reshape(a.y.shape))
+    with pytest.raises(ValueError, match="teacher"):
+        data.teacher_student(8, 5, teacher=teacher, seed=0)  # wrong input width

@@ -95,3 +95,21 @@ def test_pair_embedding_mlp_moved_with_a_deprecation_alias():
 
     with pytest.warns(DeprecationWarning, match="papers.k05_softmax_collapse"):
         assert models.PairEmbeddingMLP is PairEmbeddingMLP
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MLP(3, (8, 4), 2, seed=0),
+        lambda: MLP(3, (8,), 2, init="normal", seed=1),
+        lambda: DeepLinear((3, 4, 2), seed=0),
+        lambda: UFM(10, 4, 3, depth=2, bias=True, seed=0),
+    ],
+)
+def test_seeded_constructors_leave_the_global_rng_alone(make):
+    state = torch.random.get_rng_state()
+    a = make()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(999)  # a different global state: same seeded weights
+    b = make()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -118,3 +118,23 @@ def test_toy_data_and_network_are_seeded():
     n1, n2 = n03.toy_network(1), n03.toy_network(1)
     assert all(torch.equal(p, q) for p, q in zip(n1.parameters(), n2.parameters()))
     assert n1(a.x).shape == (15, 3) and n1[1].head.in_features == 2
+
+
+def test_train_mixup_same_seed_same_model_with_dropout_and_global_rng_untouched():
+    def make():
+        torch.manual_seed(5)  # the same initial weights; the runs must not depend on the global RNG
+        return torch.nn.Sequential(
+            torch.nn.Linear(2, 16), torch.nn.Dropout(0.3), torch.nn.ReLU(), torch.nn.Linear(16, 3)
+        )
+
+    x = torch.randn(30, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(30) % 3
+    runs = []
+    for global_seed in (0, 1):
+        net = make()
+        torch.manual_seed(global_seed)
+        state = torch.random.get_rng_state()
+        n03.train_mixup(net, x, y, 3, steps=5, seed=3)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        runs.append([p.detach().clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
