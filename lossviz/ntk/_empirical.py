@@ -166,7 +166,11 @@ def _structured_parts(model, params, buffers, x, trainable_only):
 
 
 def _contract_gg(g1, g2, output):
-    """Contract gradient blocks (o, n1, k), (o, n2, k) into the requested output layout."""
+    """Contract gradient blocks (o, n1, k), (o, n2, k) into the requested output layout.
+
+    Accumulated in float64 (the sums run over many features; see :func:`_contract_jj`).
+    """
+    g1, g2 = g1.to(torch.float64), g2.to(torch.float64)
     o = g1.shape[0]
     if output in ("trace_sum", "trace_mean"):
         return g1.permute(1, 0, 2).reshape(g1.shape[1], -1) @ g2.permute(1, 0, 2).reshape(g2.shape[1], -1).T
@@ -184,7 +188,8 @@ def _structured(model, params, buffers, x1, x2, output, trainable_only):
     for a, g, cw, cb in parts:
         a1, a2 = (a, a) if x2 is None else (a[:n1], a[n1:])
         g1, g2 = (g, g) if x2 is None else (g[:, :n1], g[:, n1:])
-        s = a1 @ a2.T if cw != 0.0 else torch.zeros(a1.shape[0], a2.shape[0], dtype=a.dtype, device=a.device)
+        a1, a2 = a1.to(torch.float64), a2.to(torch.float64)
+        s = a1 @ a2.T if cw != 0.0 else torch.zeros(a1.shape[0], a2.shape[0], dtype=a1.dtype, device=a.device)
         if cw != 1.0:
             s = s * cw
         if cb != 0.0:
@@ -232,6 +237,14 @@ def _jacobian(model, params, frozen, buffers, x, mode, chunk):
 
 
 def _contract_jj(j1, j2, output):
+    """Contract Jacobian blocks (n1, o, P), (n2, o, P) over the parameters, accumulated in float64.
+
+    A float32 sum over ``P`` ~ 1e5-1e7 parameter products loses about three digits and the
+    result changed with ``chunk_size`` (the blocking of the matmul); in float64 the kernel is
+    accurate to the float32 Jacobian entries and the same for every ``chunk_size``. The cast
+    copies one pair of blocks at a time (twice their float32 size while contracting).
+    """
+    j1, j2 = j1.to(torch.float64), j2.to(torch.float64)
     if output in ("trace_sum", "trace_mean"):
         return j1.reshape(j1.shape[0], -1) @ j2.reshape(j2.shape[0], -1).T
     if output == "diagonal":
@@ -438,7 +451,7 @@ def empirical(
             )
     if output == "trace_mean":
         kernel = kernel / o
-    kernel = kernel.detach()
+    kernel = kernel.detach().to(dtype)  # accumulated in float64, returned in the model's dtype
     diagnostics = {
         "requested_method": method,
         "fallback_reason": reason if used == "jacobian" and method == "auto" else None,
