@@ -4,11 +4,17 @@
 #
 # TORCH_SPEC lets a machine choose its torch build before anything else is installed,
 # e.g. `make test TORCH_SPEC=torch==2.13.0` (CI on our CPU machines does this in .ci/run).
+# TORCH_INDEX takes torch from another index, e.g. PyTorch's CPU-only wheels on Linux:
+#   make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# PIP_ARGS passes anything else to every pip install (a proxy, --index-url of a mirror, ...).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH_SPEC ?=
+TORCH_INDEX ?=
+PIP_ARGS ?=
+PIP := $(BIN)/python -m pip
 WORKERS ?= 2
 CELL_TIMEOUT ?= 300
 PORT ?= 8888
@@ -28,8 +34,9 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/python -m pip install "$(TORCH_SPEC)"; fi
-	$(BIN)/python -m pip install -e ".[test]"
+	@if [ -n "$(TORCH_SPEC)$(TORCH_INDEX)" ]; then \
+	  $(PIP) install $(PIP_ARGS) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(or $(TORCH_SPEC),torch)"; fi
+	$(PIP) install $(PIP_ARGS) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -60,11 +67,14 @@ test-seeds: install
 # Widgets in a real browser (JupyterLab + headless Chromium via Playwright). Needs Debian's
 # chromium (apt-get install chromium); `make test` runs it too when both are present.
 test-browser: install
-	$(BIN)/python -m pip install -e ".[browser]"
-	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -v -s -rs tests/test_browser.py
+	$(PIP) install $(PIP_ARGS) -e ".[browser,site]"
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -v -s -rs tests/test_browser.py tests/test_site_browser.py
 
+# The static book in site/ (Sphinx + MyST-NB; every notebook executed in quick mode, WORKERS at a
+# time; unchanged notebooks come from the cache). Needs Node's npm once, for the bundled MathJax.
 site: install
-	$(BIN)/python scripts/build_site.py --out site
+	$(PIP) install $(PIP_ARGS) -e ".[site]"
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 $(BIN)/python scripts/build_site.py --out site --jobs $(WORKERS)
 
 lint: install
 	$(BIN)/ruff check $(PYDIRS)

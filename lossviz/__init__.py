@@ -20,7 +20,7 @@ import importlib
 
 from ._runtime import NotebookParams, device, notebook_params, seed_everything, show_versions
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _SUBMODULES = {
     "data",

@@ -67,6 +67,7 @@ MIGRATION_RULES = (
     "ignores DEVICE",
     "does not name its negative control",
     "does not use widgets.check_prediction",
+    "lacks the set-up cell",
 )
 NAME = re.compile(r"^(?P<id>[LNKT]\d{2})_[a-z0-9_]+\.ipynb$")
 
@@ -104,6 +105,12 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
     if any(c.get("execution_count") for c in code_cells):
         problems.append("execution counts are committed (strip them: nbstripout)")
     code = "\n".join(_src(c) for c in code_cells if not _is_setup(c))
+    setup = [c for c in code_cells if _is_setup(c)]
+    if len(setup) != 1 or _src(setup[0]) != SETUP_CELL or "colab-badge.svg" not in _src(cells[0]):
+        problems.append(
+            "lacks the set-up cell or its launch badges, or they differ from lossviz._nblint.SETUP_CELL "
+            "(write them: python -m lossviz._nblint --fix notebooks)"
+        )
     params = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not params:
         problems.append("no cell tagged 'parameters'")
@@ -172,6 +179,8 @@ def check_notebook(path: Path, readme_text: str | None = None) -> list[str]:
     else:
         for j in range(ex[-1] + 1, len(cells)):
             c = cells[j]
+            if _is_setup(c):
+                continue
             if c.get("cell_type") == "code" and _src(c).strip() and "check_prediction(" not in _src(c):
                 problems.append(
                     f"exercise cell {j} does not use widgets.check_prediction (predict, then check)"

@@ -8,7 +8,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lossviz._nblint import PENDING_MIGRATION, check_notebook, notebook_id, notebooks, split_pending
+from lossviz._nblint import (
+    PENDING_MIGRATION,
+    SETUP_CELL,
+    SETUP_TAG,
+    badges,
+    check_notebook,
+    notebook_id,
+    notebooks,
+    split_pending,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -53,6 +62,11 @@ def _good_notebook():
         nbformat.v4.new_markdown_cell("## Exercises"),
         nbformat.v4.new_code_cell("PREDICTION = None\nwidgets.check_prediction(PREDICTION, answer=1.0)"),
     ]
+    # the launch badges and the guarded set-up cell (kept last here so the indices above hold)
+    nb.cells[0].source += "\n\n" + badges("notebooks/landscape/L99_example.ipynb")
+    setup = nbformat.v4.new_code_cell(SETUP_CELL)
+    setup.metadata["tags"] = [SETUP_TAG]
+    nb.cells.append(setup)
     return nb
 
 
@@ -86,6 +100,9 @@ def _good_notebook():
             lambda nb: nb.cells[2].update(source=nb.cells[2].source + "\np = widgets.Panel(c, f, fig)"),
             "check_responds",
         ),
+        (lambda nb: nb.cells.pop(7), "set-up cell"),
+        (lambda nb: nb.cells[7].update(source=nb.cells[7].source + "\nimport os"), "set-up cell"),
+        (lambda nb: nb.cells[0].update(source="# Paper\narXiv:1234.5678\nThe claim: x."), "badges"),
     ],
 )
 def test_lint_catches_problems(tmp_path, mutate, problem):

@@ -30,10 +30,18 @@ def _conda(path: Path) -> tuple[dict[str, str], list]:
     return deps, pip
 
 
+def _extra(data, name: str) -> dict[str, str]:
+    """An extra's requirements, without the self-references (``lossviz[lab]``)."""
+    reqs = data["optional-dependencies"][name]
+    return dict(_req(s) for s in reqs if not s.startswith("lossviz["))
+
+
 def _pyproject():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = dict(_req(s) for s in data["dependencies"])
-    test = dict(_req(s) for s in data["optional-dependencies"]["test"])
+    # conda environments carry the notebook extra too: they are for running the notebooks
+    runtime |= _extra(data, "lab")
+    test = _extra(data, "test")
     return data, runtime, test
 
 
@@ -79,11 +87,10 @@ def test_lower_bounds_only():
         "plotly",
         "ipywidgets",
         "anywidget",
-        "jupyterlab",
         "sympy",
         "tqdm",
     ):
-        assert name in runtime
+        assert name in data["dependencies"][0] or any(d.startswith(name) for d in data["dependencies"])
     for name in ("pytest", "nbval", "pytest-xdist", "hypothesis"):
         assert name in test
 
@@ -110,3 +117,91 @@ def test_readme_commands_and_binder_link():
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme):
         if not img.startswith("http"):
             assert (ROOT / img).is_file(), f"README image {img} is missing"
+
+
+def test_core_is_light_and_extras_reference_each_other():
+    """A researcher's `pip install lossviz` gets the helpers, not JupyterLab (REVIEW D)."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {_req(s)[0] for s in data["dependencies"]}
+    assert "jupyterlab" not in core
+    extras = data["optional-dependencies"]
+    assert "jupyterlab" in {_req(s)[0] for s in extras["lab"]}
+    for name in ("test", "site"):
+        assert "lossviz[lab]" in extras[name], f"the {name} extra must pull the notebook extra"
+    assert "kaleido" in {_req(s)[0] for s in extras["export"]}
+
+
+def test_version_has_one_source():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in data["project"] and "version" in data["project"]["dynamic"]
+    assert data["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "lossviz.__version__"}
+    import lossviz
+
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert re.search(rf"^version: \"?{re.escape(lossviz.__version__)}\"?$", cff, re.M), (
+        "CITATION.cff version differs from lossviz.__version__"
+    )
+
+
+def test_license_and_citation_files():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Permission is hereby granted" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"].startswith("1.2") and cff["license"] == "MIT"
+    assert cff["title"] and cff["authors"] and cff["message"]
+
+
+def test_conda_routes_are_valid():
+    """REVIEW D: `--no-deps` in environment.yml's pip section makes conda's pip step fail, and
+    repo2docker only reads an exact `python=X.Y` (a range gave a Python 3.10 base)."""
+    for path in ("environment.yml", "binder/environment.yml"):
+        env = yaml.safe_load((ROOT / path).read_text())
+        pythons = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
+        assert pythons and all(re.fullmatch(r"python=3\.\d+", p) for p in pythons), (path, pythons)
+        for d in env["dependencies"]:
+            if isinstance(d, dict):
+                assert all(not str(x).startswith("--") for x in d.get("pip", [])), (
+                    f"{path}: pip options in a conda pip section break `conda env create`"
+                )
+
+
+def test_wheel_metadata(tmp_path):
+    """The wheel carries the single version, the license file and a light core."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import setuptools
+
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("needs setuptools>=77 in the test environment to build without isolation")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    import lossviz
+
+    (wheel,) = tmp_path.glob("lossviz-*.whl")
+    assert wheel.name.startswith(f"lossviz-{lossviz.__version__}-")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert any(n.endswith("licenses/LICENSE") for n in names), names[-8:]
+    assert "conftest" not in " ".join(names) and not any(n.startswith("tests/") for n in names)
+    requires = [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist:")]
+    core = [r for r in requires if "extra ==" not in r]
+    assert not any("jupyterlab" in r for r in core), core
+    assert any("jupyterlab" in r and 'extra == "lab"' in r for r in requires)
+    assert "License-Expression: MIT" in meta
