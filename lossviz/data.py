@@ -5,6 +5,11 @@ Every generator takes ``seed`` (same seed -> same data, independent of global RN
 (default: CPU; notebooks pass ``lossviz.device()``). Class labels are ``int64`` in
 ``[0, num_classes)``. Nothing is downloaded.
 
+:func:`collate` (from :mod:`lossviz._model`) is how any data reaches a lossviz family: tuples,
+Hugging Face style dict batches, lists or ``DataLoader`` s of batches, with ``split=``,
+``output_fn=``, ``label_key=`` and ``resident=`` to say how a batch becomes (inputs, targets),
+how the model's output becomes logits and whether batches stay on the device.
+
 >>> from lossviz import data
 >>> x, y = data.two_moons(100, seed=0)
 >>> x.shape, y.shape
@@ -20,9 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._model import Batches, collate, logits_of
 from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
 
 __all__ = [
+    "collate",
+    "Batches",
+    "logits_of",
     "Dataset",
     "Split",
     "imbalanced_counts",

@@ -32,7 +32,19 @@ import torch
 from torch import nn
 
 from ._deprecate import moved
-from ._model import BatchLoss, batch_value, collate, eval_mode, loss_scalar
+from ._model import (
+    BatchLoss,
+    batch_value,
+    call_model,
+    cast,
+    collate,
+    eval_mode,
+    input_size,
+    logits_of,
+    loss_scalar,
+    map_inputs,
+    model_dtype_device,
+)
 from ._validate import check_choice, check_float, check_int, check_module
 
 __all__ = [
@@ -209,24 +221,44 @@ class Recorder(Callback):
         return None
 
 
-def accuracy(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], float]:
+def accuracy(
+    x, y: torch.Tensor, *, output_fn: Callable[[Any], torch.Tensor] | None = None
+) -> Callable[[nn.Module], float]:
     """A metric for :class:`Recorder`: classification accuracy of ``model(x)`` against ``y``.
 
-    One output column is read as a logit (positive = class 1); several as class scores (argmax).
-    The returned ``metric(model)`` evaluates in eval mode under ``no_grad`` and restores the
-    model's modes, so it changes no BatchNorm statistics and draws no random numbers.
+    One output column is read as a logit (positive = class 1); several as class scores (argmax,
+    over the last dimension, so (B, T, V) logits against (B, T) labels work too). ``x`` is a
+    tensor, a tuple of positional inputs or a dict of keyword inputs (``model(**x)``); floating
+    inputs are cast to the model's dtype and device, token ids are not. ``output_fn`` turns the
+    model's output into scores (default :func:`lossviz._model.logits_of`: a tensor, a tuple's
+    first element, a dict's / ``ModelOutput``'s ``"logits"``). The returned ``metric(model)``
+    evaluates in eval mode under ``no_grad`` and restores the model's modes, so it changes no
+    BatchNorm statistics and draws no random numbers.
     """
+    output_fn = logits_of if output_fn is None else output_fn
+    if not callable(output_fn):
+        raise TypeError(f"`output_fn` must be callable(output) -> tensor, got {type(output_fn).__name__}")
 
     def metric(model: nn.Module) -> float:
+        dtype, device = model_dtype_device(model)
+        xs = map_inputs(x, lambda t: cast(t, dtype, device))
         with eval_mode(model), torch.no_grad():
-            out = model(x)
+            out = call_model(model, xs, None, None, "x")
+        try:
+            out = output_fn(out)
+        except TypeError as exc:
+            raise TypeError(f"`model` output: {exc}") from None
         if not isinstance(out, torch.Tensor):
-            raise TypeError(f"`model` must return a tensor of scores, got {type(out).__name__}")
+            raise TypeError(f"`output_fn` must return a tensor of scores, got {type(out).__name__}")
         if out.ndim == 1 or out.shape[-1] == 1:
             pred = (out.reshape(-1) > 0).long()
         else:
             pred = out.argmax(-1)
-        return (pred == y.to(pred.device)).float().mean().item()
+        target = y.to(pred.device)
+        if not target.is_floating_point() and bool((target < 0).any()):  # -100: padding, ignored
+            keep = target >= 0
+            return (pred[keep] == target[keep]).float().mean().item()
+        return (pred == target).float().mean().item()
 
     return metric
 
@@ -342,8 +374,11 @@ def fit(
     ----------
     loss_fn : callable(outputs, targets) -> scalar mean loss, or :func:`batch_loss`
         A :func:`batch_loss` is called as ``fn(model, (x_batch, y_batch))``.
-    data : ``(inputs, targets)`` tensors, a :class:`lossviz.data.Dataset`, or an iterable of batches
-        Batches are concatenated once; ``batch_size`` decides the training batches.
+    data : ``(inputs, targets)`` tensors, a dict batch (Hugging Face style), a :class:`lossviz.data.Dataset`, an iterable of batches, or :func:`lossviz.data.collate` of them
+        Batches are concatenated once, on the model's device with floating inputs in the model's
+        dtype (token ids keep theirs); ``batch_size`` decides the training batches. The model's
+        output goes through ``output_fn`` (see :func:`lossviz.data.collate`; default: a tensor,
+        a tuple's first element, a ``ModelOutput``'s ``logits``).
     steps, epochs : int
         Number of optimiser updates, or of passes over the data (exactly one must be given).
     batch_size : int, optional
@@ -378,9 +413,9 @@ def fit(
         raise TypeError(
             f"`loss_fn` must be callable(outputs, targets) or train.batch_loss, got {type(loss_fn).__name__}"
         )
-    batches = collate(data, "data")
+    batches = collate(data, "data").on(model)  # floating inputs in the model's dtype and device
     x, y = batches.cat()
-    n = x.shape[0]
+    n = input_size(x)
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of `steps` or `epochs`")
     bs = n if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
@@ -409,6 +444,7 @@ def fit(
     opt = _make_optimizer(optimizer, params, lr, momentum, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1)) if schedule else None
     history = History()
+    device = model_dtype_device(model)[1]
     flags = [(m, m.training) for m in model.modules()]
     had_grad = [p.grad is not None for p in model.parameters()]
 
@@ -417,20 +453,20 @@ def fit(
             if bs >= n:
                 yield x, y
             else:
-                perm = torch.randperm(n, generator=gen).to(x.device)
+                perm = torch.randperm(n, generator=gen).to(device)
                 for i in range(per_epoch):
                     idx = perm[i * bs : (i + 1) * bs]
-                    yield x[idx], y[idx]
+                    yield map_inputs(x, lambda t, idx=idx: t[idx]), (None if y is None else y[idx])
 
     def objective(xb, yb):
-        loss = batch_value(model, loss_fn, xb, yb)
+        loss = batch_value(model, loss_fn, xb, yb, None, batches.output_fn, "data")
         if regularizer is not None:
             loss = loss + loss_scalar(regularizer(model), "regularizer")
         return loss
 
     from tqdm.auto import tqdm
 
-    devices = [x.device] if x.device.type == "cuda" else []
+    devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         try:

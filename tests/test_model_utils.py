@@ -106,3 +106,92 @@ def test_collate_dataset_and_cast():
     b = collate(two_moons(10, seed=0)).to(dtype=torch.float64)
     x, y = b.cat()
     assert x.dtype == torch.float64 and y.dtype == torch.long and b.total == 10
+
+
+# -- batches of any shape (issue 13 items 1-2) --------------------------------------------------
+
+
+class _DictNet(torch.nn.Module):
+    """A model called as model(**batch) returning a dict with logits (Hugging Face style)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 4)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, input_ids, attention_mask):
+        h = (self.emb(input_ids) * attention_mask[..., None]).sum(1) / attention_mask.sum(1, keepdim=True)
+        return {"logits": self.head(h), "hidden": h}
+
+
+def test_collate_forms_and_default_split():
+    from lossviz._model import Batches, logits_of
+
+    x, y = torch.randn(6, 3), torch.randint(0, 2, (6,))
+    b = collate((x, x, y))  # (x1, x2, y): positional inputs
+    (inp, tgt) = b.batches[0]
+    assert isinstance(inp, tuple) and len(inp) == 2 and tgt is y
+    ids = torch.randint(0, 20, (5, 4))
+    d = collate({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": y[:5]})
+    inp, tgt = d.batches[0]
+    assert set(inp) == {"input_ids", "attention_mask"} and tgt is not None and d.total == 5
+    assert isinstance(collate([(x, y)] * 3), Batches) and collate([(x, y)] * 3).sizes == (6, 6, 6)
+    # a custom split
+    c = collate([{"a": x, "t": y}], split=lambda b: (b["a"], b["t"]))
+    assert c.total == 6
+    assert logits_of((x, y)) is x and logits_of({"logits": x}) is x
+    with pytest.raises(TypeError, match="output_fn"):
+        logits_of({"scores": x})
+    with pytest.raises(ValueError, match="resident"):
+        collate((x, y), resident="sometimes")
+
+
+def test_dict_batches_through_mean_loss_and_integer_ids_not_cast():
+    torch.manual_seed(0)
+    net = _DictNet().double()
+    ids = torch.randint(0, 20, (8, 5))
+    mask = torch.ones_like(ids)
+    mask[:, 3:] = 0
+    y = torch.randint(0, 3, (8,))
+    data = collate({"input_ids": ids, "attention_mask": mask.float(), "labels": y}).on(net)
+    inp, _, _ = next(data.stream())
+    assert inp["input_ids"].dtype == torch.long and inp["attention_mask"].dtype == torch.float64
+    ce = torch.nn.functional.cross_entropy
+    got = mean_loss(net, ce, data)
+    want = ce(net(ids, mask.double())["logits"], y)
+    assert torch.allclose(got, want, rtol=1e-12)
+
+
+def test_dataloader_is_streamed_and_equals_all_at_once():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    x, y = torch.randn(50, 3), torch.randint(0, 2, (50,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)  # 16, 16, 16, 2: unequal weights
+    ce = torch.nn.functional.cross_entropy
+    streamed = collate(loader).on(model)
+    assert streamed.streaming and streamed._placed is None  # never materialised on the device
+    a = mean_loss(model, ce, streamed).detach()
+    b = mean_loss(model, ce, collate((x, y)).on(model)).detach()
+    assert streamed.sizes == (16, 16, 16, 2)
+    assert abs(float(a) - float(b)) <= 1e-6 * abs(float(b))
+    resident = collate(loader, resident=True).on(model)
+    assert resident._placed is not None and len(resident._placed) == 4
+    assert abs(float(mean_loss(model, ce, resident).detach()) - float(b)) <= 1e-6 * abs(float(b))
+    # resident=False keeps in-memory data off the device cache
+    assert collate((x, y), resident=False).on(model)._placed is None
+
+
+def test_float32_data_with_float64_model_is_cast():
+    model = torch.nn.Linear(3, 1).double()
+    x, y = torch.randn(4, 3), torch.randn(4, 1)
+    loss = mean_loss(model, torch.nn.functional.mse_loss, collate((x, y)).on(model))
+    assert loss.dtype == torch.float64
+
+
+def test_wrong_input_width_names_data():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    data = collate((torch.randn(4, 5), torch.randn(4, 1))).on(model)
+    with pytest.raises(ValueError, match=r"`data`.*expects 3 input features"):
+        mean_loss(model, torch.nn.functional.mse_loss, data)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._model import map_inputs
 from .._validate import check_tensor
 from ._operator import HessianOperator, ParamSelection
 
@@ -72,7 +73,7 @@ def class_mean_gradients(
         for c2 in range(classes) if cross else [c]:
             leaves = op._leaves()
             with torch.enable_grad():
-                loss = op._loss_on(leaves, x[m], torch.full_like(y[m], c2))
+                loss = op._loss_on(leaves, map_inputs(x, lambda t, m=m: t[m]), torch.full_like(y[m], c2))
                 g = op._flat(torch.autograd.grad(loss, leaves, allow_unused=True)).detach()
             if cross:
                 out[c, c2] = g

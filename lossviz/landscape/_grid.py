@@ -188,12 +188,14 @@ def _grid_eval(
     # mean_loss's per-call overhead measured 5% of a 41x41 plane of the benchmark MLP (1 thread).
     # The value is the same sample-weighted mean (tests compare both).
     plain = not metrics and not isinstance(loss_fn, BatchLoss)
-    pairs = [(x, y, float(w)) for (x, y), w in zip(batches.batches, batches.weights)]
+    # resident batches are listed once; streamed ones (a loader) are moved per grid point
+    pairs = list(batches.stream()) if batches._placed is not None else None
+    forward = batches.forward
 
     def point_loss(module):
         loss = None
-        for x, y, w in pairs:
-            value = loss_scalar(loss_fn(module(x), y))
+        for x, y, w in pairs if pairs is not None else batches.stream():
+            value = loss_scalar(loss_fn(forward(module, x), y))
             if w != 1.0:
                 value = value * w
             loss = value if loss is None else loss + value
@@ -279,7 +281,7 @@ def _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk,
     names = list(metrics)
 
     def point(p, x, y):
-        out = torch.func.functional_call(model, {**fixed, **p}, (x,))
+        out = batches.forward(model, x, {**fixed, **p})
         loss = loss_scalar(loss_fn(out, y))
         vals = [torch.as_tensor(metrics[k](out, y), dtype=torch.float64).reshape(()) for k in names]
         return (loss, *vals)
@@ -306,7 +308,7 @@ def _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk,
                     t = t + ck * d[n]
                 params[n] = t
             tot = None
-            for (x, y), w in zip(batches.batches, batches.weights):
+            for x, y, w in batches.stream():
                 res = batched(params, x, y)
                 res = [r.to(torch.float64) * w for r in res]
                 tot = res if tot is None else [a + b for a, b in zip(tot, res)]
@@ -393,7 +395,7 @@ class Plane(Result):
 def _prepare(model, loss_fn, data, engine):
     check_model_and_loss(model, loss_fn)
     check_choice(engine, "engine", ENGINES)  # before any work, also on the loop path
-    return collate(data, "data")
+    return collate(data, "data").on(model)
 
 
 def line(
@@ -421,7 +423,9 @@ def line(
         Evaluated in eval mode, functionally; never modified (parameters, ``requires_grad``,
         ``.grad``, buffers and mode flags are left as they were).
     loss_fn : callable(outputs, targets) -> scalar mean loss
-    data : ``(inputs, targets)`` or an iterable of batches (weighted by size; collated once)
+    data : a batch ``(inputs, targets)`` / dict, an iterable or ``DataLoader`` of batches, or
+        :func:`lossviz.data.collate` of them (weighted by size; floating inputs cast to the model's
+        dtype; a loader is streamed, one batch on the device at a time, at every grid point)
     direction : Directions, dict or flat tensor, optional
         Default: one filter-normalised Gaussian direction (:func:`random_directions` with
         ``norm``, ``ignore``, ``seed``).

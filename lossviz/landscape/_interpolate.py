@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._model import buffers_of, check_model_and_loss, collate, eval_mode, parameters_of
+from .._model import buffers_of, call_model, check_model_and_loss, collate, eval_mode, parameters_of
 from .._result import Result
 from .._validate import check_choice, check_int, check_module
 from ._metrics import MetricFn, check_metrics, evaluate
@@ -43,7 +43,7 @@ class Interpolation(Result):
 
     ``barrier = max_alpha [L(alpha) - ((1 - alpha) L(0) + alpha L(1))]`` (Frankle et al. 2020),
     attained at ``alphas[barrier_index]``; ``alphas[0] == 0`` and ``alphas[-1] == 1`` are the two
-    end models themselves. ``bn`` records the BatchNorm buffer policy.
+    end models themselves (``loss[0]`` is model A's own loss, also with ``bn="recompute"``). ``bn`` records the BatchNorm buffer policy.
     """
 
     alphas: np.ndarray
@@ -110,8 +110,8 @@ def _recompute_bn(model, loss_fn, batches, params, buffers):
         state = dict(params)
         state.update(fresh)
         with torch.no_grad():
-            for x, _ in batches.batches:
-                torch.func.functional_call(model, state, (x,))
+            for x, _, _ in batches.stream(weights=False):
+                call_model(model, x, state, output_fn=None, name=batches.name)
     finally:
         for m, mom, tr in saved:
             m.momentum = mom
@@ -151,7 +151,9 @@ def interpolate(
         BatchNorm buffers along the path: interpolate the running statistics like parameters
         (default), or recompute them at every alpha from ``bn_data`` (default ``data``) with the
         model in train mode for BatchNorm only (the "reset BN statistics" fix of Jordan et al.
-        2023, REPAIR, arXiv:2211.08403). Other buffers are taken from model A.
+        2023, REPAIR, arXiv:2211.08403). Other buffers are taken from model A. The end points
+        are the end models themselves in both cases (their own running statistics), so
+        ``loss[0]`` is model A's own loss and ``loss[-1]`` model B's.
     metrics : dict name -> callable(outputs, targets), e.g. ``{"accuracy": accuracy_metric}``
 
     Examples
@@ -170,8 +172,8 @@ def interpolate(
     _check_same_architecture(model_a, model_b)
     steps = check_int(steps, "steps", minimum=2)
     check_choice(bn, "bn", ("interpolate", "recompute"))
-    batches = collate(data, "data")
-    bn_batches = batches if bn_data is None else collate(bn_data, "bn_data")
+    batches = collate(data, "data").on(model_a)
+    bn_batches = batches if bn_data is None else collate(bn_data, "bn_data").on(model_a)
     metrics = check_metrics(metrics, loss_fn)
     alphas = np.linspace(0.0, 1.0, steps)
     alphas[0], alphas[-1] = 0.0, 1.0
@@ -190,7 +192,7 @@ def interpolate(
                     bufs[k] = torch.lerp(ba[k], bb[k], a)
                 else:
                     bufs[k] = (ba[k] if a < 0.5 else bb[k]).clone()
-            if bn == "recompute" and _bn_modules(model_a):
+            if bn == "recompute" and _bn_modules(model_a) and 0.0 < a < 1.0:
                 bufs = _recompute_bn(model_a, loss_fn, bn_batches, params, bufs)
             loss, vals = evaluate(model_a, loss_fn, batches, metrics, params, bufs)
             losses.append(float(loss))

@@ -87,8 +87,8 @@ def evaluate(module, loss_fn, batches: Batches, metrics: Mapping[str, MetricFn],
         state.update(buffers_of(module) if buffers is None else buffers)
     loss = None
     vals: dict[str, torch.Tensor] = {}
-    for (x, y), w in zip(batches.batches, batches.weights):
-        out = module(x) if state is None else torch.func.functional_call(module, state, (x,))
+    for x, y, w in batches.stream():
+        out = batches.forward(module, x, state)
         value = loss_scalar(loss_fn(out, y)) * w
         loss = value if loss is None else loss + value
         for k, fn in metrics.items():
