@@ -143,7 +143,8 @@ def finish(
 def log_floor(values: Any, *, floor: float | None = None, name: str = "values") -> tuple[np.ndarray, float]:
     """Values ready for a log axis: everything ``<= floor`` is raised to ``floor``.
 
-    The default floor is ``1e-3`` times the smallest positive finite value. Non-finite entries
+    The default floor is ``1e-3`` times the smallest positive finite value (at least the smallest
+    normal double, so it stays positive for subnormal data). Non-finite entries
     become ``nan`` (not drawn). Raises ``ValueError`` naming ``name`` when nothing is positive,
     instead of drawing an empty or flat plot.
     """
@@ -153,7 +154,8 @@ def log_floor(values: Any, *, floor: float | None = None, name: str = "values") 
     if floor is None:
         if pos.size == 0:
             raise ValueError(f"`{name}` has no positive finite value: it cannot be drawn on a log axis")
-        floor = float(pos.min()) * 1e-3
+        # never below the smallest normal double: a subnormal minimum would otherwise give 0
+        floor = max(float(pos.min()) * 1e-3, float(np.finfo(float).tiny))
     else:
         floor = float(floor)
         if not floor > 0:

@@ -60,3 +60,10 @@ def test_log_floor_and_mask():
         _plot.log_floor([1.0], floor=0.0)
     assert np.isnan(_plot.mask([1, -1, 2], -1)[1])
     assert _plot.color(0) == _plot.color(len(_plot.PALETTE))
+
+
+def test_log_floor_stays_positive_for_subnormal_minima():
+    tiny = np.finfo(float).tiny
+    v, floor = _plot.log_floor([1e-322, 0.0, 1.0])  # 1e-322 is subnormal: 1e-3 of it underflows
+    assert floor > 0 and floor == tiny
+    assert np.all(v > 0) and np.all(np.isfinite(np.log10(v)))

@@ -130,12 +130,16 @@ def ldr_limits() -> LDRLimits:
     lim0 = sp.limit(stable - a1, tau, 0, "+") + a1
     liminf = sp.limit(stable, tau, sp.oo)
     a1s = sp.Symbol("a_1", real=True)
+    # the numeric loss uses the max-shifted form for any order of a1, a2: exp never overflows
+    # (the plain form gives inf/nan for a/tau > ~709, i.e. at small tau)
+    m = sp.Max(a1s, a2)
+    shifted = m + tau * sp.log((sp.exp((a1s - m) / tau) + sp.exp((a2 - m) / tau)) / 2)
     return LDRLimits(
         symbols=(a1s, a2, tau),
         loss=loss.subs(d, a1s - a2),
         limit_zero=sp.simplify(lim0.subs(d, a1s - a2)),
         limit_inf=sp.simplify(liminf.subs(d, a1s - a2)),
-        loss_fn=sp.lambdify((a1s, a2, tau), loss.subs(d, a1s - a2), "numpy"),
+        loss_fn=sp.lambdify((a1s, a2, tau), shifted, "numpy"),
     )
 
 

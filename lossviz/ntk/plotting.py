@@ -6,7 +6,7 @@ are returned closed, a caller's ``ax`` is drawn into and left open), with axis t
 panel and fixed colours per series (:data:`lossviz._plot.PALETTE`).
 
 ``plot_kernel_spectrum`` was called ``plot_spectrum`` before 0.2 (the name it shared with
-:func:`lossviz.curvature.plot_spectrum`); the old name still works with a ``DeprecationWarning``.
+:func:`lossviz.curvature.plot_density`, then ``plot_spectrum``); the old name still works with a ``DeprecationWarning``.
 
 >>> import torch
 >>> from lossviz import ntk

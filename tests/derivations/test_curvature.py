@@ -9,6 +9,8 @@ import torch
 
 from lossviz import curvature
 from lossviz.derivations import curvature as dc
+from lossviz.papers import l03_gfs_sharpness as l03
+from lossviz.papers import l06_saddle_free_newton as l06
 
 F64 = torch.float64
 
@@ -25,12 +27,12 @@ def test_scalar_network_hessian_symbolic_equals_numeric(depth):
     y = 5.0
     data = (torch.ones(1, 1, dtype=F64), torch.full((1, 1), y, dtype=F64))
     # anywhere: the full symbolic Hessian equals lossviz's exact Hessian
-    H_num = curvature.exact_hessian(curvature.ScalarNetwork(w), _half_mse, data).matrix.numpy()
+    H_num = curvature.exact_hessian(l03.ScalarNetwork(w), _half_mse, data).matrix.numpy()
     np.testing.assert_allclose(np.array(d.hessian_fn(*w, y), dtype=float), H_num, rtol=1e-12, atol=1e-12)
     # on the minimiser manifold: rank one with eigenvalue y^2 sum 1/w^2 (= the GFS sharpness)
-    w_star, sharp = curvature.gradient_flow_solution(w, y)
+    w_star, sharp = l03.gradient_flow_solution(w, y)
     assert float(d.sharpness_fn(*w_star, y)) == pytest.approx(sharp, rel=1e-13)
-    H_star = curvature.exact_hessian(curvature.ScalarNetwork(w_star), _half_mse, data).matrix
+    H_star = curvature.exact_hessian(l03.ScalarNetwork(w_star), _half_mse, data).matrix
     np.testing.assert_allclose(
         np.array(d.hessian_fn(*w_star, y), dtype=float), H_star.numpy(), rtol=1e-9, atol=1e-9
     )
@@ -51,19 +53,19 @@ def test_saddle_critical_points_and_eigenvalues_match_numeric():
         want = sorted(float(sp.sympify(k).subs(d.eps, eps)) for k in eig)
         np.testing.assert_allclose(np.linalg.eigvalsh(H), want, atol=1e-15)
     f = lambda p: p[0] ** 2 / 2 + eps * (p[1] ** 4 / 4 - p[1] ** 2 / 2)  # noqa: E731
-    path = curvature.second_order_path(f, [0.3, 1e-5], method="gd", lr=1.5, steps=3)
+    path = l06.second_order_path(f, [0.3, 1e-5], method="gd", lr=1.5, steps=3)
     np.testing.assert_allclose(
         path.points[1:, 1] / path.points[:-1, 1],
         float(d.gd_escape_factor.subs({d.lr: 1.5, d.eps: eps})),
         rtol=1e-8,
     )
-    sfn = curvature.second_order_path(f, [0.3, 1e-5], method="sfn", damping=1e-4, steps=3)
+    sfn = l06.second_order_path(f, [0.3, 1e-5], method="sfn", damping=1e-4, steps=3)
     np.testing.assert_allclose(
         sfn.points[1:, 1] / sfn.points[:-1, 1],
         float(d.sfn_escape_factor.subs({d.delta: 1e-4, d.eps: eps})),
         rtol=1e-6,
     )
-    newton = curvature.second_order_path(f, [0.3, 1e-5], method="newton", steps=1)
+    newton = l06.second_order_path(f, [0.3, 1e-5], method="newton", steps=1)
     assert abs(newton.points[1, 1]) < 1e-12 * 1e-5 * 1e3 and float(d.newton_factor) == 0
     X, Y = np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 4), indexing="ij")
     vals = d.f_fn(X, Y, eps)

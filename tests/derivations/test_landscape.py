@@ -6,8 +6,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from lossviz import landscape
 from lossviz.derivations import landscape as dl
+from lossviz.papers import l01_large_step_logistic as l01
 
 
 def test_logistic_gradient_symbolic_equals_autograd():
@@ -19,7 +19,7 @@ def test_logistic_gradient_symbolic_equals_autograd():
         x, w, y = rng.normal(size=3), rng.normal(size=3) * 3, float(rng.choice([-1.0, 1.0]))
         sym = np.asarray(d["numeric"](x, w, y), dtype=float)
         wt = torch.tensor(w, requires_grad=True)
-        loss = landscape.logistic_loss(torch.tensor(x)[None], torch.tensor([y]), wt)
+        loss = l01.logistic_loss(torch.tensor(x)[None], torch.tensor([y]), wt)
         (g,) = torch.autograd.grad(loss, wt)
         np.testing.assert_allclose(sym, g.numpy(), rtol=1e-12, atol=1e-14)
 
@@ -30,6 +30,6 @@ def test_limit_is_heaviside_with_half_at_zero_as_used_by_batch_perceptron():
     # lossviz's batch perceptron uses the same weights
     X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     y = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
-    v1 = landscape.batch_perceptron(X, y, steps=1).w[0, 1]
+    v1 = l01.batch_perceptron(X, y, steps=1).w[0, 1]
     expected = sum(float(lim["zero margin"]) * y[i] * X[i] for i in range(3)) / 3
     assert torch.allclose(v1, expected)
