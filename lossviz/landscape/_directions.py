@@ -37,6 +37,27 @@ def _norm_param_names(model: nn.Module) -> set[str]:
     return names
 
 
+def _is_hf_conv1d(m: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is stored as (in, out)."""
+    return type(m).__name__ == "Conv1D" and type(m).__module__.startswith("transformers")
+
+
+def unit_dims(model: nn.Module) -> dict[str, int]:
+    """The dimension indexing output units (filters) of each weight stored transposed.
+
+    ``nn.Linear``/``nn.Conv*d`` store weights as (out, in, ...): units along dim 0, the default
+    (not listed). Hugging Face's ``Conv1D`` (GPT-2's attention and MLP) stores (in, out) and
+    ``nn.ConvTranspose*d`` (in, out / groups, ...): their units lie along dim 1.
+    """
+    dims = {}
+    for mname, m in model.named_modules():
+        if _is_hf_conv1d(m) or isinstance(m, nn.modules.conv._ConvTransposeNd):
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor) and w.ndim >= 2:
+                dims[f"{mname}.weight" if mname else "weight"] = 1
+    return dims
+
+
 @dataclass(frozen=True, repr=False)
 class Directions(Result):
     """A set of directions in parameter space, one tensor per named parameter.
@@ -107,7 +128,9 @@ def random_directions(
 
     * ``norm="filter"`` (Li et al. 2018): each output unit / filter ``i`` (the slice ``W[i]``) gets
       :math:`d_i \leftarrow d_i \, \|W_i\| / \|d_i\|`, so the direction has the parameters' scale
-      per unit and plots are comparable across scale-invariant networks;
+      per unit and plots are comparable across scale-invariant networks. Weights stored
+      transposed, (in, out), are normalised per output unit too, i.e. per column ``W[:, i]``:
+      Hugging Face's ``Conv1D`` (GPT-2) and ``nn.ConvTranspose*d`` (see :func:`unit_dims`);
     * ``norm="layer"``: the same with the whole tensor, :math:`d \leftarrow d\,\|W\|/\|d\|`;
     * ``norm="none"``: the raw Gaussian draw.
 
@@ -154,6 +177,7 @@ def random_directions(
     seed = check_int(seed, "seed", minimum=0)
     gen = torch.Generator().manual_seed(seed)
     norm_names = _norm_param_names(model) if "norm" in ignore else set()
+    units = unit_dims(model) if norm == "filter" else {}
     vectors = []
     for _ in range(n):
         d = {}
@@ -173,10 +197,12 @@ def random_directions(
                     raw = raw * (w.abs() / raw.abs().clamp_min(1e-300))
                 elif p.ndim == 1:
                     raw = raw * (w.norm() / raw.norm().clamp_min(1e-300))
-                else:
-                    wn = w.reshape(w.shape[0], -1).norm(dim=1)
-                    dn = raw.reshape(raw.shape[0], -1).norm(dim=1).clamp_min(1e-300)
-                    raw = raw * (wn / dn).reshape(-1, *([1] * (p.ndim - 1)))
+                else:  # per output unit: the slice along the unit dimension (dim 0, or 1 if transposed)
+                    u = units.get(name, 0)
+                    wt, rt = w.movedim(u, 0), raw.movedim(u, 0)
+                    wn = wt.reshape(wt.shape[0], -1).norm(dim=1)
+                    dn = rt.reshape(rt.shape[0], -1).norm(dim=1).clamp_min(1e-300)
+                    raw = (rt * (wn / dn).reshape(-1, *([1] * (p.ndim - 1)))).movedim(0, u)
             elif norm == "layer":
                 raw = raw * (w.norm() / raw.norm().clamp_min(1e-300))
             d[name] = raw.to(device=p.device, dtype=p.dtype)

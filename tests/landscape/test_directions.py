@@ -55,3 +55,24 @@ def test_directions_seeded_cosine_and_dtype():
     assert abs(a.cosine[0, 1]) < 0.5
     with assert_model_unchanged(net):
         landscape.random_directions(net, seed=0)
+
+
+def test_filter_norm_per_output_unit_for_transposed_weights():
+    """HF Conv1D stores (in, out) and ConvTranspose (in, out, k): units are columns (dim 1)."""
+    from tests._models import require_transformers
+
+    require_transformers()
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(Conv1D(6, 4), torch.nn.Tanh(), Conv1D(3, 6))  # nf=6 out, nx=4 in
+    net.add_module("up", torch.nn.ConvTranspose1d(3, 5, 2))
+    d = landscape.random_directions(net, 1, norm="filter", seed=0)[0]
+    for name in ("0.weight", "2.weight", "up.weight"):
+        w = dict(net.named_parameters())[name].detach()
+        wn = w.movedim(1, 0).reshape(w.shape[1], -1).norm(dim=1)
+        dn = d[name].movedim(1, 0).reshape(w.shape[1], -1).norm(dim=1)
+        assert torch.allclose(dn, wn, rtol=1e-5), name
+        # and not per row: rows of a (in, out) weight are input features
+        rows_w, rows_d = w.reshape(w.shape[0], -1).norm(dim=1), d[name].reshape(w.shape[0], -1).norm(dim=1)
+        assert not torch.allclose(rows_w, rows_d, rtol=1e-3), name
