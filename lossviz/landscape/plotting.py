@@ -437,9 +437,17 @@ def plot_box_counting(results, labels=None, *, backend: str = "plotly", ax=None,
             ax.plot(s, n, "o-", color=_plot.color(k), label=lab)
             if fit is not None:
                 ax.plot(s, fit, "--", color=_plot.color(k), lw=0.8)
-        return _plot.finish(
+        out = _plot.finish(
             fig, backend, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel, xlog=True, ylog=True, legend=True
         )
+        # label the box sizes themselves (log-axis minor labels 2x10^0, 3x10^0, ... overlap)
+        import matplotlib.ticker as mticker
+
+        sizes = sorted({float(v) for _, s, *_ in rows for v in s})
+        ax.xaxis.set_major_locator(mticker.FixedLocator(sizes))
+        ax.xaxis.set_major_formatter(mticker.FixedFormatter([f"{v:g}" for v in sizes]))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+        return out
     import plotly.graph_objects as go
 
     fig, _ = _plot.new_figure(backend, ax)
