@@ -119,8 +119,16 @@ def check_tensor(
 def check_labels(
     labels: Any, name: str, n: int | None = None, num_classes: int | None = None
 ) -> torch.Tensor:
-    """Check integer class labels of shape ``(n,)`` with values in ``[0, num_classes)``."""
+    """Check integer class labels of shape ``(n,)`` with values in ``[0, num_classes)``.
+
+    Any integer dtype is accepted and returned as int64 (``uint8`` labels are never read as a
+    boolean mask); ``bool`` tensors are refused.
+    """
     labels = check_tensor(labels, name, ndim=1, floating=False)
+    if labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must be integer class labels, got dtype torch.bool")
+    if labels.dtype != torch.long:
+        labels = labels.long()
     if n is not None and labels.shape[0] != n:
         raise ValueError(f"`{name}` has {labels.shape[0]} entries but the data has {n} samples")
     if labels.numel() and int(labels.min()) < 0:

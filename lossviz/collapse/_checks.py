@@ -26,6 +26,9 @@ def check_labels(
     labels: Any, n: int, num_classes: int | None, name: str = "labels"
 ) -> tuple[torch.Tensor, int]:
     labels = check_tensor(labels, name, ndim=1, floating=False, nonempty=False)
+    if labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must be integer class labels, got dtype torch.bool")
+    labels = labels.long()  # any integer dtype (uint8 is never read as a mask)
     if labels.shape[0] != n:
         raise ValueError(
             f"`features` and `{name}` have different lengths: {n} feature rows but {labels.shape[0]} labels"

@@ -22,12 +22,14 @@ import torch
 from .._result import Result
 from .._validate import check_float, check_int
 from ._common import (
-    check_logits,
+    check_ignore_index,
+    check_pair,
     check_reduction,
-    check_targets,
     compute_dtype,
-    one_hot_like,
-    reduce,
+    cross_entropy,
+    finish,
+    pick,
+    prepare,
 )
 
 __all__ = [
@@ -44,7 +46,9 @@ def _check_q(q: Any) -> float:
     return check_float(q, "q", minimum=-1.0)
 
 
-def comp_sum(logits: Any, targets: Any, q: float = 0.0, *, reduction: str = "mean") -> torch.Tensor:
+def comp_sum(
+    logits: Any, targets: Any, q: float = 0.0, *, reduction: str = "mean", ignore_index: int = -100
+) -> torch.Tensor:
     """The comp-sum loss ``Phi^q(sum_{k != y} exp(z_k - z_y))`` (Mao, Mohri, Zhong 2023).
 
     With ``u = sum_{k != y} exp(z_k - z_y)`` and ``p_y = softmax(z)_y = 1 / (1 + u)``:
@@ -63,7 +67,10 @@ def comp_sum(logits: Any, targets: Any, q: float = 0.0, *, reduction: str = "mea
     ``log_softmax``: the naive form loses all digits for small ``q`` in float32. It tends to CE
     as ``q -> 0`` with ``Phi^q - CE = -q CE^2 / 2 + O(q^2)`` (tested).
 
-    Integer or soft targets (soft: ``sum_k t_k Phi^q`` of each label).
+    Integer or soft targets (soft: ``sum_k t_k Phi^q`` of each label). Logits ``(n, K)`` or
+    ``(n, K, d1, ...)`` and labels (any integer dtype) ``(n, d1, ...)`` as ``F.cross_entropy``;
+    labels equal to ``ignore_index`` (default -100) contribute 0 and are left out of the mean;
+    NaN logits propagate. ``q = 0`` calls ``F.cross_entropy``.
 
     Examples
     --------
@@ -74,15 +81,17 @@ def comp_sum(logits: Any, targets: Any, q: float = 0.0, *, reduction: str = "mea
     >>> abs(float(comp_sum(z, y, q=1.0)) - (1 - p)) < 1e-6
     True
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits)
     q = _check_q(q)
     reduction = check_reduction(reduction)
+    ignore_index = check_ignore_index(ignore_index)
+    if q == 0:
+        logits, targets, _ = check_pair(logits, targets)
+        return cross_entropy(logits, targets, 1.0, reduction=reduction, ignore_index=ignore_index)
+    z, t, valid, shape, logits = prepare(logits, targets, ignore_index=ignore_index)
     cd = compute_dtype(logits.dtype)
-    lp = torch.log_softmax(logits.to(cd), dim=1)
-    per_class = -lp if q == 0 else -torch.expm1(q * lp) / q
-    loss = (one_hot_like(targets, lp, cd) * per_class).sum(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    lp = torch.log_softmax(z.to(cd), dim=1)
+    loss = pick(-torch.expm1(q * lp) / q, t)
+    return finish(loss, valid, shape, reduction, logits.dtype)
 
 
 def _comp_sum_T(t: np.ndarray, q: float, num_classes: int) -> np.ndarray:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .._result import Result
 from .._validate import check_float, check_labels, check_tensor
-from ._common import check_reduction, check_temperature, reduce
+from ._common import check_reduction, check_temperature, compute_dtype, reduce
 
 __all__ = [
     "info_nce",
@@ -108,9 +108,10 @@ def info_nce_from_similarities(
     positives = check_labels(positives, "positives", n=n, num_classes=m)
     tau = check_temperature(tau)
     reduction = check_reduction(reduction)
-    lp = torch.log_softmax(sim / tau, dim=1)
+    cd = compute_dtype(sim.dtype)
+    lp = torch.log_softmax(sim.to(cd) / tau, dim=1)
     loss = -lp.gather(1, positives[:, None]).squeeze(1)
-    return reduce(loss, reduction)
+    return reduce(loss, reduction).to(sim.dtype)
 
 
 def info_nce(
@@ -131,8 +132,10 @@ def info_nce(
     >>> bool(info_nce(z, z, tau=0.1) < info_nce(z, torch.randn(8, 4), tau=0.1))
     True
     """
-    sim, pos = nt_xent_similarities(z1, z2, normalize=normalize)
-    return info_nce_from_similarities(sim, pos, tau, reduction=reduction)
+    z1, z2 = _check_views(z1, z2)
+    cd = compute_dtype(z1.dtype)  # half inputs: similarities and loss in float32, cast back
+    sim, pos = nt_xent_similarities(z1.to(cd), z2.to(cd), normalize=normalize)
+    return info_nce_from_similarities(sim, pos, tau, reduction=reduction).to(z1.dtype)
 
 
 def negative_weights(similarities: Any, tau: float, *, dim: int = -1) -> torch.Tensor:
@@ -295,7 +298,10 @@ def robust_contrastive_loss(
     tau = check_temperature(tau, n=n)
     rho = check_float(rho, "rho", minimum=0.0)
     reduction = check_reduction(reduction)
-    sim, pos = nt_xent_similarities(z1, z2, normalize=normalize)
+    cd = compute_dtype(z1.dtype)  # half inputs: similarities and loss in float32, cast back
+    sim, pos = nt_xent_similarities(z1.to(cd), z2.to(cd), normalize=normalize)
+    if isinstance(tau, torch.Tensor) and tau.dtype != cd and tau.dtype in (torch.float16, torch.bfloat16):
+        tau = tau.to(cd)
     s_pos = sim.gather(1, pos[:, None])
     mask = torch.ones_like(sim, dtype=torch.bool)
     mask.fill_diagonal_(False)
@@ -305,7 +311,7 @@ def robust_contrastive_loss(
     num_neg = 2 * n - 2
     scaled = (a / t).masked_fill(~mask, float("-inf"))
     loss = t * (torch.logsumexp(scaled, dim=1, keepdim=True) - math.log(num_neg)) + t * rho
-    return reduce(loss.squeeze(1), reduction)
+    return reduce(loss.squeeze(1), reduction).to(z1.dtype)
 
 
 def _kl_uniform(a: np.ndarray, tau: float) -> float:

@@ -6,6 +6,11 @@ Multi-class Classification: Consistency, Robustness and Adaptivity", ICML 2023, 
 
 With ``a_k = c [k != y] + z_k - z_y``,
 ``psi_tau(z, y) = max_p sum_k p_k a_k - tau KL(p || 1/K) = tau log mean_k exp(a_k / tau)``.
+
+Every loss here reads its inputs as ``F.cross_entropy`` does: logits ``(n, K)`` or
+``(n, K, d1, ...)``, integer labels of any integer dtype ``(n,)`` / ``(n, d1, ...)``; labels
+equal to ``ignore_index`` (default -100) contribute 0 and are left out of the mean; NaN logits
+propagate.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ import torch.nn.functional as F
 
 from .._validate import check_float, check_int
 from ._common import (
-    check_logits,
+    check_ignore_index,
     check_reduction,
-    check_targets,
     check_temperature,
     compute_dtype,
-    reduce,
+    finish,
+    prepare,
 )
 
 __all__ = ["crammer_singer_hinge", "ldr_kl", "ldr_kl_limit", "aldr_kl", "aldr_kl_lambdas"]
@@ -32,6 +37,12 @@ __all__ = ["crammer_singer_hinge", "ldr_kl", "ldr_kl_limit", "aldr_kl", "aldr_kl
 def _margins(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``z_k - z_y`` per row (integer targets)."""
     return logits - logits.gather(1, targets[:, None])
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool, got {value!r}")
+    return value
 
 
 def _check_margin(margin: Any) -> float:
@@ -54,7 +65,7 @@ def _ldr_a(logits, targets, margin, normalize):
 
 
 def crammer_singer_hinge(
-    logits: Any, targets: Any, *, margin: float = 1.0, reduction: str = "mean"
+    logits: Any, targets: Any, *, margin: float = 1.0, reduction: str = "mean", ignore_index: int = -100
 ) -> torch.Tensor:
     """Crammer-Singer multi-class hinge ``max(0, max_{k != y} (z_k - z_y + margin))``.
 
@@ -67,13 +78,14 @@ def crammer_singer_hinge(
     >>> float(crammer_singer_hinge(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([0])))   # 1.5 - 2 + 1
     0.5
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits, soft=False)
     margin = _check_margin(margin)
     reduction = check_reduction(reduction)
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
     cd = compute_dtype(logits.dtype)
-    loss = _ldr_a(logits.to(cd), targets, margin, False).amax(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    loss = _ldr_a(z.to(cd), t, margin, False).amax(dim=1)
+    return finish(loss, valid, shape, reduction, logits.dtype)
 
 
 def ldr_kl(
@@ -84,6 +96,7 @@ def ldr_kl(
     margin: float = 1.0,
     normalize: bool = False,
     reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """LDR-KL loss (Zhu, Ying, Yang 2023): the worst case over label distributions with a KL penalty.
 
@@ -114,20 +127,27 @@ def ldr_kl(
     >>> float(crammer_singer_hinge(z, y) - ldr_kl(z, y, tau=1e-4)) < 1e-4 * 1.1
     True
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits, soft=False)
     tau = check_temperature(tau)
     margin = _check_margin(margin)
     reduction = check_reduction(reduction)
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
     cd = compute_dtype(logits.dtype)
-    a = _ldr_a(logits.to(cd), targets, margin, normalize)
+    a = _ldr_a(z.to(cd), t, margin, _check_bool(normalize, "normalize"))
     k = a.shape[1]
     loss = tau * (torch.logsumexp(a / tau, dim=1) - math.log(k))
-    return reduce(loss, reduction).to(logits.dtype)
+    return finish(loss, valid, shape, reduction, logits.dtype)
 
 
 def ldr_kl_limit(
-    logits: Any, targets: Any, which: str = "zero", *, margin: float = 1.0, reduction: str = "mean"
+    logits: Any,
+    targets: Any,
+    which: str = "zero",
+    *,
+    margin: float = 1.0,
+    reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Closed-form limits of :func:`ldr_kl`: ``which="zero"`` (Crammer-Singer) or ``"inf"`` (mean_k a_k).
 
@@ -140,16 +160,19 @@ def ldr_kl_limit(
     (-1.0, 0.0)
     """
     if which == "zero":
-        return crammer_singer_hinge(logits, targets, margin=margin, reduction=reduction)
+        return crammer_singer_hinge(
+            logits, targets, margin=margin, reduction=reduction, ignore_index=ignore_index
+        )
     if which != "inf":
         raise ValueError(f"`which` must be 'zero' or 'inf', got {which!r}")
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits, soft=False)
     margin = _check_margin(margin)
     reduction = check_reduction(reduction)
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
     cd = compute_dtype(logits.dtype)
-    loss = _ldr_a(logits.to(cd), targets, margin, False).mean(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    loss = _ldr_a(z.to(cd), t, margin, False).mean(dim=1)
+    return finish(loss, valid, shape, reduction, logits.dtype)
 
 
 def aldr_kl_lambdas(
@@ -161,6 +184,7 @@ def aldr_kl_lambdas(
     margin: float = 1.0,
     normalize: bool = False,
     iters: int = 50,
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Per-instance temperatures of the adaptive ALDR-KL loss (no gradient).
 
@@ -180,17 +204,33 @@ def aldr_kl_lambdas(
     label distribution is confident/peaked (large KL, e.g. likely noisy labels with a large
     wrong-class score) get *smaller* temperatures.
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits, soft=False)
+    z, t, valid, shape, logits, tau0, alpha, margin, normalize, iters = _aldr_args(
+        logits, targets, tau0, alpha, margin, normalize, iters, ignore_index
+    )
+    lam = _aldr_lambdas(z, t, tau0, alpha, margin, normalize, iters)
+    return torch.where(valid, lam, torch.full_like(lam, tau0)).reshape(shape)
+
+
+def _aldr_args(logits, targets, tau0, alpha, margin, normalize, iters, ignore_index):
     tau0 = check_temperature(tau0, "tau0")
+    if isinstance(tau0, torch.Tensor):
+        tau0 = float(tau0.detach())
     alpha = check_float(alpha, "alpha", minimum=1.0)
     if alpha <= 1.0:
         raise ValueError(f"`alpha` must be > 1, got {alpha}")
     margin = _check_margin(margin)
     iters = check_int(iters, "iters", minimum=1)
-    cd = compute_dtype(logits.dtype)
+    normalize = _check_bool(normalize, "normalize")
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
+    return z, t, valid, shape, logits, tau0, alpha, margin, normalize, iters
+
+
+def _aldr_lambdas(z, t, tau0, alpha, margin, normalize, iters):
+    cd = compute_dtype(z.dtype)
     with torch.no_grad():
-        a = _ldr_a(logits.detach().to(cd), targets, margin, normalize)
+        a = _ldr_a(z.detach().to(cd), t, margin, normalize)
         k = a.shape[1]
         lam = torch.full((a.shape[0],), tau0, dtype=cd, device=a.device)
         for _ in range(iters):
@@ -210,6 +250,7 @@ def aldr_kl(
     normalize: bool = False,
     iters: int = 50,
     reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Adaptive LDR-KL: :func:`ldr_kl` at the per-instance temperature of :func:`aldr_kl_lambdas`.
 
@@ -226,10 +267,13 @@ def aldr_kl(
     torch.Size([8])
     """
     reduction = check_reduction(reduction)
-    lam = aldr_kl_lambdas(logits, targets, tau0, alpha=alpha, margin=margin, normalize=normalize, iters=iters)
+    z, t, valid, shape, logits, tau0, alpha, margin, normalize, iters = _aldr_args(
+        logits, targets, tau0, alpha, margin, normalize, iters, ignore_index
+    )
+    lam = _aldr_lambdas(z, t, tau0, alpha, margin, normalize, iters)
     cd = compute_dtype(logits.dtype)
-    a = _ldr_a(logits.to(cd), targets, margin, normalize)
+    a = _ldr_a(z.to(cd), t, margin, normalize)
     k = a.shape[1]
     loss = lam * (torch.logsumexp(a / lam[:, None], dim=1) - math.log(k))
-    loss = loss - alpha * math.log(k) / (2 * float(tau0)) * (lam - float(tau0)) ** 2
-    return reduce(loss, reduction).to(logits.dtype)
+    loss = loss - alpha * math.log(k) / (2 * tau0) * (lam - tau0) ** 2
+    return finish(loss, valid, shape, reduction, logits.dtype)

@@ -25,7 +25,7 @@ import torch
 
 from .._result import Result
 from .._validate import check_float, check_int, check_labels, check_tensor
-from ._common import check_logits, check_reduction, check_targets, compute_dtype, one_hot_like, reduce
+from ._common import check_ignore_index, check_pair, check_reduction, cross_entropy
 
 __all__ = ["Mixup", "mixup", "soft_cross_entropy"]
 
@@ -138,10 +138,15 @@ def mixup(
     )
 
 
-def soft_cross_entropy(logits: Any, targets: Any, *, reduction: str = "mean") -> torch.Tensor:
+def soft_cross_entropy(
+    logits: Any, targets: Any, *, reduction: str = "mean", ignore_index: int = -100
+) -> torch.Tensor:
     """Cross-entropy ``-sum_k t_k log softmax(z)_k`` with integer or soft targets (e.g. from mixup).
 
-    Half-precision logits are evaluated in float32 and the result cast back.
+    ``F.cross_entropy`` with its conventions: logits ``(n, K)`` or ``(n, K, d1, ...)``, integer
+    labels of any integer dtype (``ignore_index`` entries left out of the mean, default -100) or
+    soft targets of the logits' shape; NaN logits propagate. Half-precision logits are evaluated
+    in float32 and the result cast back.
 
     Examples
     --------
@@ -150,10 +155,7 @@ def soft_cross_entropy(logits: Any, targets: Any, *, reduction: str = "mean") ->
     >>> float(soft_cross_entropy(torch.zeros(1, 4), torch.full((1, 4), 0.25)))  # log 4
     1.3862943649291992
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits)
+    logits, targets, _ = check_pair(logits, targets)
     reduction = check_reduction(reduction)
-    cd = compute_dtype(logits.dtype)
-    lp = torch.log_softmax(logits.to(cd), dim=1)
-    loss = -(one_hot_like(targets, lp, cd) * lp).sum(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    ignore_index = check_ignore_index(ignore_index)
+    return cross_entropy(logits, targets, 1.0, reduction=reduction, ignore_index=ignore_index)

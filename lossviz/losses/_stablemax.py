@@ -25,7 +25,16 @@ import torch
 
 from .._result import Result
 from .._validate import check_choice, check_dtype, check_tensor
-from ._common import check_logits, check_reduction, check_targets, compute_dtype, one_hot_like, reduce
+from ._common import (
+    check_ignore_index,
+    check_logits,
+    check_reduction,
+    check_targets,
+    compute_dtype,
+    finish,
+    pick,
+    prepare,
+)
 
 __all__ = [
     "log_s",
@@ -39,9 +48,12 @@ __all__ = [
 
 def log_s(x: torch.Tensor) -> torch.Tensor:
     """``log s(x)``: ``log1p(x)`` for ``x >= 0`` and ``-log1p(-x)`` for ``x < 0`` (smooth, C^1 at 0)."""
-    pos = torch.log1p(x.clamp(min=0))
-    neg = -torch.log1p((-x).clamp(min=0))
-    return torch.where(x >= 0, pos, neg)
+    # torch.where, not clamp: clamp's gradient at the boundary x = 0 is 0 in recent torch
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    nonneg = x >= 0
+    pos = torch.log1p(torch.where(nonneg, x, zero))
+    neg = -torch.log1p(torch.where(nonneg, zero, -x))
+    return torch.where(nonneg, pos, neg)
 
 
 def log_stablemax(logits: Any, *, dim: int = -1, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -83,19 +95,22 @@ def stablemax(logits: Any, *, dim: int = -1, dtype: torch.dtype | None = None) -
 
 
 def stablemax_cross_entropy(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
+    logits: Any,
+    targets: Any,
     *,
     reduction: str = "mean",
     dtype: torch.dtype | None = None,
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Cross-entropy with StableMax in place of softmax: ``-sum_k y_k log StableMax(z)_k``.
 
     Parameters
     ----------
-    logits : (n, K) floating tensor
-    targets : (n,) integer labels or (n, K) soft targets (rows sum to 1)
-    reduction : "mean" | "sum" | "none"
+    logits : (n, K) or (n, K, d1, ...) floating tensor (classes in dimension 1); NaN propagates
+    targets : (n,) / (n, d1, ...) integer labels (any integer dtype) or soft targets of the
+        logits' shape (rows sum to 1)
+    reduction : "mean" | "sum" | "none" (the mean is over the non-ignored entries)
+    ignore_index : labels equal to it contribute 0 (default -100, as ``F.cross_entropy``)
     dtype : compute dtype. Default float32 for half inputs, else the logits' dtype; the paper
         computes this loss in float64 (pass ``dtype=torch.float64``). The result is cast back to
         the logits' dtype.
@@ -108,13 +123,14 @@ def stablemax_cross_entropy(
     >>> float(stablemax_cross_entropy(z, torch.tensor([0]))) > 0   # softmax CE would be exactly 0
     True
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits)
     reduction = check_reduction(reduction)
+    z, t, valid, shape, logits = prepare(logits, targets, ignore_index=check_ignore_index(ignore_index))
     cd = compute_dtype(logits.dtype, check_dtype(dtype))
-    lp = log_stablemax(logits.to(cd), dim=1)
-    loss = -(one_hot_like(targets, lp, cd) * lp).sum(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    if not cd.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating dtype, got {cd}")
+    ls = log_s(z.to(cd))
+    lp = ls - torch.logsumexp(ls, dim=1, keepdim=True)
+    return finish(-pick(lp, t), valid, shape, reduction, logits.dtype)
 
 
 @dataclass(frozen=True, repr=False)

@@ -11,21 +11,13 @@ from typing import Any
 
 import torch
 
-from ._common import (
-    check_logits,
-    check_reduction,
-    check_targets,
-    check_temperature,
-    compute_dtype,
-    one_hot_like,
-    reduce,
-)
+from ._common import check_ignore_index, check_pair, check_reduction, check_temperature, cross_entropy
 
 __all__ = ["tempered_cross_entropy"]
 
 
 def tempered_cross_entropy(
-    logits: Any, targets: Any, tau: float = 1.0, *, reduction: str = "mean"
+    logits: Any, targets: Any, tau: float = 1.0, *, reduction: str = "mean", ignore_index: int = -100
 ) -> torch.Tensor:
     """Cross-entropy of the softmax at temperature ``tau``: ``-sum_k y_k log softmax(z / tau)_k``.
 
@@ -37,9 +29,16 @@ def tempered_cross_entropy(
 
     Parameters
     ----------
-    logits : (n, K); targets : (n,) integer labels or (n, K) soft targets
+    logits : (n, K) or (n, K, d1, ...) (classes in dimension 1, as ``F.cross_entropy``)
+    targets : (n,) / (n, d1, ...) integer labels (any integer dtype) or soft targets of the
+        logits' shape
     tau : temperature > 0 (finite)
-    reduction : "mean" | "sum" | "none"
+    reduction : "mean" | "sum" | "none" (``"mean"`` averages over the non-ignored entries)
+    ignore_index : labels equal to it contribute 0 and are left out of the mean (default -100,
+        as ``F.cross_entropy``)
+
+    A drop-in for ``F.cross_entropy`` at ``tau = 1`` (it calls it on ``logits / tau``): NaN logits
+    propagate, half inputs are evaluated in float32 and the result is cast back.
 
     Examples
     --------
@@ -49,11 +48,8 @@ def tempered_cross_entropy(
     >>> abs(float(tempered_cross_entropy(z, torch.tensor([1]), tau=1e8)) - math.log(3)) < 1e-7
     True
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits)
+    logits, targets, _ = check_pair(logits, targets)
     tau = check_temperature(tau)
     reduction = check_reduction(reduction)
-    cd = compute_dtype(logits.dtype)
-    lp = torch.log_softmax(logits.to(cd) / tau, dim=1)
-    loss = -(one_hot_like(targets, lp, cd) * lp).sum(dim=1)
-    return reduce(loss, reduction).to(logits.dtype)
+    ignore_index = check_ignore_index(ignore_index)
+    return cross_entropy(logits, targets, tau, reduction=reduction, ignore_index=ignore_index)

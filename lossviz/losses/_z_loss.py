@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from .._result import Result
 from .._validate import check_float, check_tensor
 from ._common import (
+    check_ignore_index,
     check_logits,
     check_reduction,
-    check_targets,
     compute_dtype,
-    reduce,
+    finish,
+    prepare,
 )
 
 __all__ = ["z_loss", "z_scores", "spherical_stats", "SphericalStats", "z_loss_spherical"]
@@ -44,7 +45,7 @@ def z_scores(logits: Any) -> torch.Tensor:
     >>> z_scores(torch.tensor([[1.0, 2.0, 3.0]]))
     tensor([[-1.2247,  0.0000,  1.2247]])
     """
-    logits = check_logits(logits)
+    logits = check_logits(logits, finite=False)
     cd = compute_dtype(logits.dtype)
     z = logits.to(cd)
     mu = z.mean(dim=1, keepdim=True)
@@ -53,8 +54,9 @@ def z_scores(logits: Any) -> torch.Tensor:
 
 
 def _standardize(centred: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """``centred / sqrt(var)``; rows with ``var == 0`` (constant logits) give 0 with zero gradient."""
-    ok = var > 0
+    """``centred / sqrt(var)``; rows with ``var == 0`` (constant logits) give 0 with zero gradient
+    (NaN rows stay NaN)."""
+    ok = var != 0
     sd = torch.where(ok, var, torch.ones_like(var)).sqrt()
     return torch.where(ok, centred / sd, torch.zeros_like(centred))
 
@@ -64,7 +66,13 @@ def _z_loss_from_zc(zc: torch.Tensor, a: float, b: float) -> torch.Tensor:
 
 
 def z_loss(
-    logits: Any, targets: Any, *, a: float = 1.0, b: float = 2.0, reduction: str = "mean"
+    logits: Any,
+    targets: Any,
+    *,
+    a: float = 1.0,
+    b: float = 2.0,
+    reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Z-loss (de Brebisson & Vincent 2016): ``L = softplus(a (b - z_y)) / a``, ``z = (o - mean o) / std o``.
 
@@ -73,6 +81,8 @@ def z_loss(
     ``a > 0`` sets the sharpness and ``b`` the target standardised score; since
     ``z_y <= sqrt(K - 1)``, a ``b`` beyond ``sqrt(K - 1)`` never lets the loss saturate.
     The paper tunes ``a`` and ``b`` per task; our defaults ``a = 1, b = 2`` are a neutral choice.
+    Logits ``(n, K)`` or ``(n, K, d1, ...)`` and labels (any integer dtype) as ``F.cross_entropy``;
+    ``ignore_index`` entries (default -100) are left out of the mean; NaN logits propagate.
 
     Examples
     --------
@@ -82,14 +92,15 @@ def z_loss(
     >>> bool(torch.allclose(z_loss(z, y), z_loss(7 * z + 3, y)))   # shift and scale invariant
     True
     """
-    logits = check_logits(logits)
-    targets = check_targets(targets, logits, soft=False)
     a, b = _check_ab(a, b)
     reduction = check_reduction(reduction)
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
     cd = compute_dtype(logits.dtype)
-    z = z_scores(logits.to(cd))
-    loss = _z_loss_from_zc(z.gather(1, targets[:, None]).squeeze(1), a, b)
-    return reduce(loss, reduction).to(logits.dtype)
+    z = z_scores(z.to(cd))
+    loss = _z_loss_from_zc(z.gather(1, t[:, None]).squeeze(1), a, b)
+    return finish(loss, valid, shape, reduction, logits.dtype)
 
 
 @dataclass(frozen=True, repr=False)
@@ -109,7 +120,11 @@ class SphericalStats(Result):
 
 
 def spherical_stats(weight: Any, bias: Any = None) -> SphericalStats:
-    """Precompute :class:`SphericalStats` of ``W`` (K, d) and optional ``bias`` (K,) (cost O(K d^2), once)."""
+    """Precompute :class:`SphericalStats` of ``W`` (K, d) and optional ``bias`` (K,) (cost O(K d^2), once).
+
+    Half-precision weights are summarised in float32 (``W^T W`` overflows float16 long before
+    the logits do).
+    """
     weight = check_tensor(weight, "weight", ndim=2, floating=True)
     k, d = weight.shape
     if bias is None:
@@ -117,6 +132,8 @@ def spherical_stats(weight: Any, bias: Any = None) -> SphericalStats:
     bias = check_tensor(bias, "bias", ndim=1, floating=True)
     if bias.shape[0] != k:
         raise ValueError(f"`bias` must have K={k} entries, got {bias.shape[0]}")
+    cd = compute_dtype(weight.dtype)
+    weight, bias = weight.to(cd), bias.to(cd)
     return SphericalStats(
         colsum=weight.sum(0),
         gram=weight.T @ weight,
@@ -137,6 +154,7 @@ def z_loss_spherical(
     a: float = 1.0,
     b: float = 2.0,
     reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> torch.Tensor:
     """Z-loss of ``o = h W^T + bias`` computed without forming the K outputs (spherical family).
 
@@ -151,6 +169,11 @@ def z_loss_spherical(
     ----------
     h : (n, d) features; weight : (K, d) (as ``nn.Linear.weight``); targets : (n,)
     bias : (K,) or None; stats : precomputed :class:`SphericalStats` (else computed here)
+    ignore_index : labels equal to it (default -100) contribute 0 and are left out of the mean
+
+    Labels of any integer dtype are read as class indices. Half-precision inputs are evaluated
+    in float32 (only the ``n`` gathered rows of ``W`` are cast, so the cost stays free of K) and
+    the result is cast back.
 
     Examples
     --------
@@ -168,18 +191,44 @@ def z_loss_spherical(
     if weight.shape[1] != h.shape[1]:
         raise ValueError(f"`weight` must have d={h.shape[1]} columns, got shape {tuple(weight.shape)}")
     k = weight.shape[0]
-    targets = check_targets(targets, torch.empty(h.shape[0], k, device="meta"), soft=False)
+    ignore_index = check_ignore_index(ignore_index)
+    valid, targets = _spherical_targets(targets, h.shape[0], k, ignore_index)
     a, b = _check_ab(a, b)
     reduction = check_reduction(reduction)
+    if bias is not None:
+        bias = check_tensor(bias, "bias", ndim=1, floating=True, finite=False)
+        if bias.shape[0] != k:
+            raise ValueError(f"`bias` must have K={k} entries, got {bias.shape[0]}")
     if stats is None:
         stats = spherical_stats(weight, bias)
     elif not isinstance(stats, SphericalStats) or stats.num_classes != k:
         raise ValueError("`stats` must be the SphericalStats of this `weight`")
-    bias_y = 0.0 if bias is None else bias[targets]
-    o_y = (h * weight[targets]).sum(1) + bias_y
-    s1 = h @ stats.colsum + stats.bsum
-    s2 = ((h @ stats.gram) * h).sum(1) + 2 * (h @ stats.wtb) + stats.bsq
+    cd = compute_dtype(h.dtype)
+    hc = h.to(cd)
+    bias_y = 0.0 if bias is None else bias[targets].to(cd)
+    o_y = (hc * weight[targets].to(cd)).sum(1) + bias_y
+    colsum, gram, wtb = stats.colsum.to(cd), stats.gram.to(cd), stats.wtb.to(cd)
+    s1 = hc @ colsum + stats.bsum.to(cd)
+    s2 = ((hc @ gram) * hc).sum(1) + 2 * (hc @ wtb) + stats.bsq.to(cd)
     mu = s1 / k
     var = (s2 / k - mu**2).clamp_min(0)
     zc = _standardize(o_y - mu, var)
-    return reduce(_z_loss_from_zc(zc, a, b), reduction)
+    return finish(_z_loss_from_zc(zc, a, b), valid, (h.shape[0],), reduction, h.dtype)
+
+
+def _spherical_targets(targets: Any, n: int, k: int, ignore_index: int):
+    """``(valid, labels)`` of integer ``targets`` (n,) in ``[0, K)`` or equal to ``ignore_index``."""
+    targets = check_tensor(targets, "targets", ndim=1, floating=False)
+    if targets.dtype == torch.bool:
+        raise TypeError("`targets` must be integer class labels, got dtype torch.bool")
+    if targets.shape[0] != n:
+        raise ValueError(f"`targets` has {targets.shape[0]} entries but `h` has {n} rows")
+    t = targets.long()
+    valid = t != ignore_index
+    t = torch.where(valid, t, torch.zeros_like(t))
+    if bool(((t < 0) | (t >= k)).any()):
+        bad = targets[valid & ((t < 0) | (t >= k))][0]
+        raise ValueError(
+            f"`targets` must be class indices in [0, {k}) (or ignore_index={ignore_index}), found {int(bad)}"
+        )
+    return valid, t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,102 @@ def test_relabelling_classes_changes_no_loss(seed, name):
     base = LOSSES[name](z, y, reduction="none")
     moved = LOSSES[name](z[:, perm], inv[y], reduction="none")
     torch.testing.assert_close(moved, base, rtol=1e-10, atol=1e-10)
+
+
+INT_DTYPES = [torch.int8, torch.int16, torch.int32, torch.uint8, torch.int64]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("label_dtype", INT_DTYPES)
+def test_any_integer_label_dtype_reads_as_class_indices(name, label_dtype):
+    z, y = _data(n=12, k=5)
+    ref = LOSSES[name](z, y, reduction="none")
+    got = LOSSES[name](z, y.to(label_dtype), reduction="none")
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_bool_labels_are_refused(name):
+    z, _ = _data(n=4, k=2)
+    with pytest.raises(TypeError, match="targets"):
+        LOSSES[name](z, torch.tensor([True, False, True, False]))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_ignore_index_leaves_entries_out_like_cross_entropy(name):
+    z, y = _data(n=12, k=5)
+    fn = LOSSES[name]
+    yi = y.clone()
+    yi[[1, 4, 7]] = -100
+    keep = yi != -100
+    none = fn(z, yi, reduction="none")
+    assert torch.all(none[~keep] == 0)
+    torch.testing.assert_close(none[keep], fn(z[keep], y[keep], reduction="none"))
+    torch.testing.assert_close(fn(z, yi), fn(z[keep], y[keep]))
+    torch.testing.assert_close(fn(z, yi, reduction="sum"), fn(z[keep], y[keep], reduction="sum"))
+    # a custom ignore_index
+    y7 = torch.where(keep, y, torch.full_like(y, 7))
+    torch.testing.assert_close(fn(z, y7, ignore_index=7), fn(z[keep], y[keep]))
+    # every entry ignored: NaN mean, as F.cross_entropy
+    assert torch.isnan(fn(z, torch.full_like(y, -100)))
+    # a label outside [0, K) that is not ignore_index still names `targets`
+    with pytest.raises(ValueError, match="targets"):
+        fn(z, torch.where(keep, y, torch.full_like(y, -1)))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_spatial_logits_like_cross_entropy(name):
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(3, 5, 4, 2, generator=g, dtype=torch.float64)  # (B, C, d1, d2)
+    y = torch.randint(0, 5, (3, 4, 2), generator=g)
+    y[0, 1, 1] = -100
+    fn = LOSSES[name]
+    flat_z, flat_y = z.movedim(1, -1).reshape(-1, 5), y.reshape(-1)
+    none = fn(z, y, reduction="none")
+    assert none.shape == (3, 4, 2)
+    torch.testing.assert_close(none.reshape(-1), fn(flat_z, flat_y, reduction="none"))
+    torch.testing.assert_close(fn(z, y), fn(flat_z, flat_y))
+    with pytest.raises(ValueError, match="targets"):
+        fn(z, y[:, :, 0])
+
+
+@pytest.mark.parametrize("name", ["tempered_ce", "comp_sum_q0", "soft_ce"])
+def test_ce_equivalent_losses_equal_f_cross_entropy(name):
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(4, 7, 6, generator=g)  # (B, V, T) as a language model's transposed logits
+    y = torch.randint(0, 7, (4, 6), generator=g)
+    y[:, -2:] = -100  # padding
+    for reduction in ("mean", "sum", "none"):
+        torch.testing.assert_close(
+            LOSSES[name](z, y, reduction=reduction), F.cross_entropy(z, y, reduction=reduction)
+        )
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_nan_logits_propagate_without_raising(name):
+    z, y = _data(n=6, k=4)
+    z[2, 1] = float("nan")
+    none = LOSSES[name](z, y, reduction="none")
+    assert torch.isnan(none[2])
+    if name != "aldr_kl":  # the others are per-row: the NaN stays in its row
+        assert torch.isfinite(none[torch.arange(6) != 2]).all()
+    assert torch.isnan(LOSSES[name](z, y))
+
+
+def test_tempered_cross_entropy_sum_at_large_logits_in_half_precision():
+    g = torch.Generator().manual_seed(5)
+    z64 = (torch.rand(16, 6, generator=g, dtype=torch.float64) * 2 - 1) * 1e4
+    y = torch.randint(0, 6, (16,), generator=g)
+    ref = L.tempered_cross_entropy(z64, y, 0.1, reduction="sum")
+    # bfloat16 holds the value (about 1e6): finite and within bfloat16 rounding of the reference
+    zb = z64.to(torch.bfloat16)
+    got = L.tempered_cross_entropy(zb, y, 0.1, reduction="sum")
+    ref_b = L.tempered_cross_entropy(zb.to(torch.float64), y, 0.1, reduction="sum")
+    assert got.dtype == torch.bfloat16 and torch.isfinite(got)
+    assert abs(float(got) - float(ref_b)) <= 1e-2 * abs(float(ref_b))
+    assert abs(float(ref_b) - float(ref)) <= 1e-2 * abs(float(ref))
+    # float16 (max 65504): per-sample values below the range are finite and right
+    zh = (z64 / 1e3).to(torch.float16)
+    got = L.tempered_cross_entropy(zh, y, 0.1, reduction="sum")
+    ref_h = L.tempered_cross_entropy(zh.to(torch.float64), y, 0.1, reduction="sum")
+    assert got.dtype == torch.float16 and abs(float(got) - float(ref_h)) <= 1e-3 * abs(float(ref_h))

@@ -120,3 +120,27 @@ def test_dro_optimal_temperature_is_the_minimiser():
         L.dro_optimal_temperature(a, 0.0)
     with pytest.raises(ValueError, match="taus"):
         L.dro_objective(a, [0.0], 0.1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_contrastive_losses_half_precision_without_normalisation(dtype):
+    # embeddings of norm ~ 100: similarities ~ 1e4, whose products overflow float16
+    g = torch.Generator().manual_seed(2)
+    z1 = torch.randn(8, 4, generator=g, dtype=torch.float64) * 50
+    z2 = z1 + torch.randn(8, 4, generator=g, dtype=torch.float64) * 5
+    a, b = z1.to(dtype), z2.to(dtype)
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    tau = torch.full((8,), 1e3, dtype=torch.float64)
+    for got, ref in (
+        (
+            L.robust_contrastive_loss(a, b, tau.to(dtype), normalize=False),
+            L.robust_contrastive_loss(a64, b64, tau, normalize=False),
+        ),
+        (L.info_nce(a, b, 1e3, normalize=False), L.info_nce(a64, b64, 1e3, normalize=False)),
+        (
+            L.info_nce(a, b, 0.1, normalize=True, reduction="sum"),
+            L.info_nce(a64, b64, 0.1, normalize=True, reduction="sum"),
+        ),
+    ):
+        assert got.dtype == dtype and torch.isfinite(got)
+        torch.testing.assert_close(got.to(torch.float64), ref, rtol=1e-2, atol=1e-2)

@@ -61,3 +61,39 @@ def test_z_loss_spherical_equals_naive(k, with_bias):
     bad = type(st_)(**{**st_.as_dict(), "colsum": torch.zeros_like(st_.colsum)})
     bad_loss = L.z_loss_spherical(h, W, y, bias=bias, stats=bad, a=0.7, b=1.3).detach()
     assert abs(float(bad_loss) - float(naive.detach())) > 1e-3
+
+
+@pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int8, torch.int32])
+def test_z_loss_spherical_reads_small_integer_labels_as_indices(label_dtype):
+    # uint8 labels used to be read as a boolean mask (silently wrong)
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    h = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 5, 1, 3])
+    ref = L.z_loss(h @ W.T, y, reduction="none")
+    got = L.z_loss_spherical(h, W, y.to(label_dtype), reduction="none")
+    torch.testing.assert_close(got, ref)
+    yi = y.clone()
+    yi[2] = -100
+    torch.testing.assert_close(L.z_loss_spherical(h, W, yi), L.z_loss(h @ W.T, yi))
+    with pytest.raises(TypeError, match="targets"):
+        L.z_loss_spherical(h, W, y > 2)
+    with pytest.raises(ValueError, match="targets"):
+        L.z_loss_spherical(h, W, torch.tensor([0, 1, 6, 1, 3]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_z_loss_spherical_half_precision_at_logit_scale_1e4(dtype):
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    h = torch.randn(16, 8, generator=g, dtype=torch.float64)
+    h = h * (1e4 / (h @ W.T).abs().max())  # logits up to 1e4
+    y = torch.randint(0, 50, (16,), generator=g)
+    Wh, hh = W.to(dtype), h.to(dtype).requires_grad_(True)
+    ref = L.z_loss(hh.detach().to(torch.float64) @ Wh.to(torch.float64).T, y, reduction="none")
+    got = L.z_loss_spherical(hh, Wh, y, reduction="none")
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    tol = 2e-2 if dtype == torch.bfloat16 else 2e-3
+    torch.testing.assert_close(got.to(torch.float64), ref, rtol=tol, atol=tol)
+    got.sum().backward()
+    assert torch.isfinite(hh.grad).all()
