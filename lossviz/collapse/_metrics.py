@@ -26,7 +26,6 @@ __all__ = ["NCMetrics", "nc_metrics"]
 
 _CACHE_BYTES = 256 * 2**20  # nc_metrics keeps float64 copies of the chunks up to this size
 _BLOCK_ROWS = 1024  # rows per block of nc_metrics' element-wise pass (fits in L2/L3)
-_DEGENERATE = 64 * torch.finfo(torch.float64).eps  # means closer than this x RMS feature norm coincide
 
 
 @dataclass(frozen=True, repr=False)
@@ -201,7 +200,10 @@ def nc_metrics(
     mu_g = means.mean(0) if global_mean == "unweighted" else sums.sum(0) / n
     c = means - mu_g  # centred means (K, d)
     spread = float(c.norm(dim=1).max())
-    if spread <= _DEGENERATE * (float(total_sq) / n) ** 0.5:
+    # means closer than rounding of the input dtype (64 eps x RMS norm) coincide: float32 features
+    # whose class means were removed in float32 keep ~1e-8 residual means, not a class signal
+    tol = 64 * max(torch.finfo(features.dtype).eps, torch.finfo(F64).eps)
+    if spread <= tol * (float(total_sq) / n) ** 0.5:
         # Sigma_B = 0: NC1 would be 0 (a "perfect collapse") while nothing separates the classes
         raise ValueError(
             "all class means of `features` coincide (largest distance to the global mean "

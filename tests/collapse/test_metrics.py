@@ -244,3 +244,13 @@ def _cos(v):
     from lossviz.stats import cosine_matrix
 
     return cosine_matrix(v)
+
+
+def test_equal_class_means_in_float32_raise_instead_of_a_huge_or_zero_nc1():
+    # class means removed in float32 leave ~1e-8 residuals: rounding, not a class signal
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(3).repeat(20)
+    for k in range(3):
+        x[y == k] -= x[y == k].mean(0)
+    with pytest.raises(ValueError, match="`features`.*coincide"):
+        collapse.nc_metrics(x, y)
