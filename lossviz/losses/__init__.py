@@ -60,6 +60,7 @@ from ._contrastive import (
 )
 from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
 from ._mixup import Mixup, mixup, soft_cross_entropy
+from ._moved import MOVED as _MOVED
 from ._stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
 from ._tempered import tempered_cross_entropy
 from ._views import LossSurface, MarginCurves, logit_surface, margin_curves
@@ -124,18 +125,5 @@ __all__ = [
     "z_scores",
 ]
 
-_T01 = "lossviz.papers.t01_contrastive_temperature"
-_T03 = "lossviz.papers.t03_ldr_losses"
 # moved to the paper layer (0.2); the old names go in 0.3
-__getattr__ = moved(
-    __name__,
-    {
-        "latent_classes": f"{_T01}:latent_classes",
-        "ContrastiveRun": f"{_T01}:ContrastiveRun",
-        "train_contrastive": f"{_T01}:train_contrastive",
-        "NoisyDigits": f"{_T03}:NoisyDigits",
-        "noisy_digits": f"{_T03}:noisy_digits",
-        "ClassifierRun": f"{_T03}:ClassifierRun",
-        "train_classifier": f"{_T03}:train_classifier",
-    },
-)
+__getattr__ = moved(__name__, _MOVED)
