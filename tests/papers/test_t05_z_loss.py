@@ -31,6 +31,9 @@ def test_spherical_path_touches_no_size_k_tensor_naive_does(k):
     sph, nai = largest_intermediate(spherical), largest_intermediate(naive)
     assert sph.numel < k and sph.num_ops > 0
     assert nai.numel >= 4 * k  # the (B, K) logits (or their gradient)
+    # matmul FLOPs: h @ W^T and its backward are 2 products of 2 B K d each on the naive path
+    assert nai.flops == 2 * (2 * 4 * k * 8)
+    assert 0 < sph.flops < 2 * 4 * k * 8
 
 
 def test_spherical_footprint_is_independent_of_k():
@@ -42,8 +45,16 @@ def test_spherical_footprint_is_independent_of_k():
         def run(h=h, w=w, y=y, stats=stats):
             losses.z_loss_spherical(h, w, y, stats=stats).backward()
 
-        sizes.add(largest_intermediate(run).numel)
+        fp = largest_intermediate(run)
+        sizes.add((fp.numel, fp.flops))
     assert len(sizes) == 1
+
+
+def test_flops_of_a_known_product():
+    a, b = torch.ones(3, 40, dtype=torch.float64), torch.ones(40, 5, dtype=torch.float64)
+    fp = largest_intermediate(lambda: a @ b)
+    assert fp.flops == 2 * 3 * 40 * 5 and fp.shape == (3, 5)
+    assert largest_intermediate(lambda: a * 2).flops == 0  # element-wise: not counted
 
 
 def test_largest_intermediate_rejects_non_callables():
