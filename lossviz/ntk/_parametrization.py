@@ -247,7 +247,50 @@ def _widths_of(model: nn.Module, activation: str | None) -> tuple[tuple[int, ...
         raise ValueError(
             f"`model` uses activation {act!r}; parametrize supports {sorted(models.ACTIVATIONS)}"
         )
+    _check_chain(model, linears, act)
     return widths, act, linears[0].bias is not None
+
+
+def _check_chain(model: nn.Module, linears: list[nn.Module], act: str) -> None:
+    """Refuse a model whose forward is not ``Linear -> act -> ... -> Linear``.
+
+    The copy parametrize builds is that chain; a function called in ``forward`` (``torch.relu``
+    next to a ``Tanh`` module), a residual connection or a reordering would make it a different
+    network without any module to show it. The model is run once in eval mode under ``no_grad``
+    on a fixed probe (its own generator: the global RNG is not touched) and compared with the
+    chain built from its own Linear layers.
+    """
+    from .._model import eval_mode
+
+    w = linears[0].weight
+    d = linears[0].in_features
+    x = torch.randn(8, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = x.to(dtype=w.dtype if w.is_floating_point() else None, device=w.device)
+    phi = models.activation(act)
+    with eval_mode(model), torch.no_grad():
+        try:
+            out = model(x)
+        except Exception as e:  # noqa: BLE001 - any failure means the model is not an MLP on (n, d)
+            raise ValueError(
+                f"`model` could not be run on (n, {d}) inputs (the first Linear layer's width) to "
+                f"check it is a chain of Linear layers and {act!r}: {type(e).__name__}: {e}"
+            ) from e
+        h = x
+        for i, m in enumerate(linears):
+            h = m(h)
+            if i < len(linears) - 1:
+                h = phi(h)
+    if isinstance(out, torch.Tensor) and out.shape == h.shape:
+        scale = float(h.abs().max()) + float(torch.finfo(h.dtype).tiny)
+        if float((out - h).abs().max()) <= 1e-3 * scale:
+            return
+    raise ValueError(
+        f"`model`'s forward is not the chain Linear -> {act} -> ... -> Linear of its "
+        f"{len(linears)} Linear layers (checked on a probe input): e.g. torch.relu called in forward "
+        "beside an activation module, a residual connection or a normalisation. parametrize cannot "
+        "parametrise such a forward and the copy would be a different network: build the network "
+        "from widths (parametrize((d_in, ..., d_out), activation=...)) instead"
+    )
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,36 @@ def test_architecture_builds_the_network_and_its_limit():
         ntk.Architecture(depth=0)
     with pytest.raises(ValueError, match="2 hidden widths"):
         arch.build((8, 8, 8))
+
+
+class _FunctionalRelu(nn.Module):
+    """REVIEW B13: torch.relu in forward (beside a Tanh module, or with BatchNorm)."""
+
+    def __init__(self, act=None, bn=False):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 8), nn.Linear(8, 1)
+        self.act = act
+        self.bn = nn.BatchNorm1d(8) if bn else None
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.bn is not None:
+            h = self.bn(h)
+        if self.act is not None:
+            h = self.act(h)
+        return self.b(torch.relu(h))
+
+
+def test_parametrize_refuses_a_forward_it_cannot_copy():
+    tanh_relu, bn_relu, plain = _FunctionalRelu(nn.Tanh()), _FunctionalRelu(bn=True), _FunctionalRelu()
+    state = torch.random.get_rng_state()
+    with pytest.raises(ValueError, match="forward is not the chain"):
+        ntk.parametrize(tanh_relu)  # would silently build a tanh network
+    with pytest.raises(ValueError, match="BatchNorm"):
+        ntk.parametrize(bn_relu)  # would silently build a linear network
+    with pytest.raises(ValueError, match="activation="):
+        ntk.parametrize(plain)
+    with assert_model_unchanged(plain):
+        net = ntk.parametrize(plain, activation="relu")  # told: the chain matches
+    assert net.activation_name == "relu" and net.widths == (3, 8, 1)
+    assert torch.equal(torch.random.get_rng_state(), state)
