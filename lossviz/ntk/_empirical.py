@@ -16,13 +16,30 @@ Finite Width Neural Tangent Kernel", ICML 2022, arXiv:2206.08720).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._model import buffers_of, eval_mode, model_dtype_device, parameters_of, train_mode_batchnorm
+from .._model import (
+    buffers_of,
+    call_model,
+    cast,
+    cat_inputs,
+    collate,
+    double_backward_hint,
+    eval_mode,
+    input_size,
+    logits_of,
+    map_inputs,
+    model_dtype_device,
+    parameters_of,
+    slice_inputs,
+    train_mode_batchnorm,
+)
 from .._result import Result
 from .._validate import check_choice, check_int, check_module, check_tensor
 from ._parametrization import ScaledLinear
@@ -109,7 +126,7 @@ def _structured_reason(model: nn.Module, mode: str, trainable_only: bool) -> str
     return None
 
 
-def _structured_parts(model, params, buffers, x, trainable_only):
+def _structured_parts(model, params, buffers, x, trainable_only, fwd):
     """Forward/backward once; return per-layer (A, G, c_w, c_b) with G of shape (o, n, out)."""
     linears = {id(m): (name, m) for name, m in model.named_modules() if isinstance(m, _LINEAR_TYPES)}
     records: dict[str, tuple] = {}
@@ -133,13 +150,13 @@ def _structured_parts(model, params, buffers, x, trainable_only):
         for _, m in linears.values():
             handles.append(m.register_forward_hook(hook))
         with torch.enable_grad():
-            out = torch.func.functional_call(model, {**params, **buffers}, (x,))
+            out = fwd({**params, **buffers}, x)
     finally:
         for h in handles:
             h.remove()
     if not isinstance(out, torch.Tensor):
         raise _Fallback(f"the model returns {type(out).__name__}, not a tensor")
-    n = x.shape[0]
+    n = input_size(x)
     if out.ndim == 0 or out.shape[0] != n:
         raise ValueError(f"the model output has shape {tuple(out.shape)}; expected a batch of {n}")
     f = out.reshape(n, -1)
@@ -180,10 +197,10 @@ def _contract_gg(g1, g2, output):
     return torch.einsum("aik,bjk->ijab", g1, g2)
 
 
-def _structured(model, params, buffers, x1, x2, output, trainable_only):
-    n1 = x1.shape[0]
-    x = x1 if x2 is None else torch.cat([x1, x2])
-    parts, o = _structured_parts(model, params, buffers, x, trainable_only)
+def _structured(model, params, buffers, x1, x2, output, trainable_only, fwd):
+    n1 = input_size(x1)
+    x = x1 if x2 is None else cat_inputs([x1, x2])
+    parts, o = _structured_parts(model, params, buffers, x, trainable_only, fwd)
     kernel = None
     for a, g, cw, cb in parts:
         a1, a2 = (a, a) if x2 is None else (a[:n1], a[n1:])
@@ -198,14 +215,21 @@ def _structured(model, params, buffers, x1, x2, output, trainable_only):
         term = gg * s.reshape(s.shape + (1,) * (gg.ndim - 2))
         kernel = term if kernel is None else kernel + term
     if kernel is None:
-        n2 = n1 if x2 is None else x2.shape[0]
+        n2 = n1 if x2 is None else input_size(x2)
         shape = {"full": (n1, n2, o, o), "diagonal": (n1, n2, o)}.get(output, (n1, n2))
-        kernel = torch.zeros(shape, dtype=x.dtype, device=x.device)
+        ref = next(iter(params.values()))
+        kernel = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
     return kernel, o
 
 
-def _jacobian(model, params, frozen, buffers, x, mode, chunk):
-    """Per-sample Jacobians (n, o, P) of the model output w.r.t. ``params`` (flattened)."""
+def _jacobian(model, params, frozen, buffers, x, mode, chunk, fwd, place, info):
+    """Per-sample Jacobians (n, o, P) of the model output w.r.t. ``params`` (flattened).
+
+    ``x`` stays where it is; each chunk of ``chunk`` samples is moved to the model (``place``)
+    on its own. Integer inputs (token ids) are inputs only: derivatives are w.r.t. ``params``.
+    A model ``vmap`` cannot batch (data-dependent control flow, e.g. attention-mask checks)
+    falls back to one ``jacrev`` per sample (``info["per_sample_loop"] = True``).
+    """
     names = list(params)
 
     def flat(jac, lead):
@@ -214,8 +238,10 @@ def _jacobian(model, params, frozen, buffers, x, mode, chunk):
     if mode == "train":
         # batch-coupled (train-mode BatchNorm): Jacobian of the whole batch output at once
         def f_batch(p, b):  # buffers are an input: train-mode BatchNorm updates (cloned) stats
-            out = torch.func.functional_call(model, {**p, **frozen, **b}, (x,))
-            return out.reshape(x.shape[0], -1)
+            out = fwd({**p, **frozen, **b}, xb)
+            return out.reshape(n_all, -1)
+
+        xb, n_all = place(x), input_size(x)
 
         bufs = {k: v.clone() for k, v in buffers.items()}
         jac = torch.func.jacrev(f_batch, argnums=0)(params, bufs)
@@ -223,13 +249,25 @@ def _jacobian(model, params, frozen, buffers, x, mode, chunk):
         return flat(jac, (n, o)), o
 
     def f_single(p, xi):
-        out = torch.func.functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),))
+        out = fwd({**p, **frozen, **buffers}, map_inputs(xi, lambda t: t.unsqueeze(0)))
         return out.reshape(-1)
 
-    jfn = torch.func.vmap(torch.func.jacrev(f_single), in_dims=(None, 0))
+    jac1 = torch.func.jacrev(f_single)
+    jfn = torch.func.vmap(jac1, in_dims=(None, 0))
     blocks = []
-    for s in range(0, x.shape[0], chunk):
-        jac = jfn(params, x[s : s + chunk])
+    for s in range(0, input_size(x), chunk):
+        xs = place(slice_inputs(x, s, s + chunk))
+        jac = None
+        if not info.get("per_sample_loop"):
+            try:
+                jac = jfn(params, xs)
+            except RuntimeError as exc:
+                if "vmap" not in str(exc) or double_backward_hint(exc) is not None:
+                    raise
+                info["per_sample_loop"] = True
+        if jac is None:
+            rows = [jac1(params, map_inputs(xs, lambda t, i=i: t[i])) for i in range(input_size(xs))]
+            jac = {k: torch.stack([r[k] for r in rows]) for k in names}
         c, o = next(iter(jac.values())).shape[:2]
         blocks.append(flat(jac, (c, o)))
     j = torch.cat(blocks) if len(blocks) > 1 else blocks[0]
@@ -252,23 +290,28 @@ def _contract_jj(j1, j2, output):
     return torch.einsum("iap,jbp->ijab", j1, j2)
 
 
-def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk, cache_bytes):
+def _jacobian_path(
+    model, params, frozen, buffers, x1, x2, output, mode, chunk, cache_bytes, fwd, place, info
+):
+    def jacobian(x):
+        return _jacobian(model, params, frozen, buffers, x, mode, chunk, fwd, place, info)
+
     if mode == "train":
         if x2 is not None:
             raise ValueError(
                 "`x2` cannot be given with mode='train': in train mode (BatchNorm batch statistics) "
                 "the kernel is defined only within one batch"
             )
-        j, o = _jacobian(model, params, frozen, buffers, x1, mode, chunk)
+        j, o = jacobian(x1)
         return _contract_jj(j, j, output), o
-    n1 = x1.shape[0]
+    n1 = input_size(x1)
     sym = x2 is None
     xc = x1 if sym else x2
-    n2 = xc.shape[0]
+    n2 = input_size(xc)
     starts1 = list(range(0, n1, chunk))
     starts2 = list(range(0, n2, chunk))
     # columns: keep all Jacobian blocks if they fit in ``cache_bytes``, else recompute per row block
-    j_first, o = _jacobian(model, params, frozen, buffers, xc[:chunk], mode, chunk)
+    j_first, o = jacobian(slice_inputs(xc, 0, chunk))
     per_sample = j_first[0].numel() * j_first.element_size()
     keep = n2 * per_sample <= cache_bytes
     cols = {0: j_first} if keep or len(starts2) == 1 else {}
@@ -276,14 +319,14 @@ def _jacobian_path(model, params, frozen, buffers, x1, x2, output, mode, chunk, 
     def col(s):
         if s in cols:
             return cols[s]
-        j, _ = _jacobian(model, params, frozen, buffers, xc[s : s + chunk], mode, chunk)
+        j, _ = jacobian(slice_inputs(xc, s, s + chunk))
         if keep:
             cols[s] = j
         return j
 
     kernel = None
     for a in starts1:
-        ja = col(a) if sym else _jacobian(model, params, frozen, buffers, x1[a : a + chunk], mode, chunk)[0]
+        ja = col(a) if sym else jacobian(slice_inputs(x1, a, a + chunk))[0]
         for b in starts2:
             if sym and b < a:
                 continue
@@ -311,21 +354,47 @@ def _train_mode_dropout(model: nn.Module) -> list[str]:
     ]
 
 
+def _as_inputs(x, name: str):
+    """``x`` as model inputs: a tensor, a tuple of positional tensors, a dict of keyword tensors, or
+    data (a batch / iterable / DataLoader, :func:`lossviz.data.collate`) whose inputs are gathered
+    (on the host; chunks are moved to the model's device one at a time)."""
+    if isinstance(x, torch.Tensor) or (hasattr(x, "__array__") and not isinstance(x, (tuple, list, Mapping))):
+        x = check_tensor(x, name)
+        if x.is_floating_point() and x.ndim < 2:
+            raise ValueError(f"`{name}` must have a batch dimension and features, got shape {tuple(x.shape)}")
+        if x.ndim < 1:
+            raise ValueError(f"`{name}` must have a batch dimension, got shape {tuple(x.shape)}")
+        return x
+    if isinstance(x, Mapping) and all(isinstance(v, torch.Tensor) for v in x.values()) and "labels" not in x:
+        for k, v in x.items():
+            check_tensor(v, f"{name}[{k!r}]")
+        return dict(x)
+    if isinstance(x, (tuple, list)) and x and all(isinstance(v, torch.Tensor) for v in x) and len(x) == 1:
+        return check_tensor(x[0], name)
+    try:
+        batches = collate(x, name)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"`{name}` must be a tensor of inputs, a dict of keyword inputs (model(**x)) or data "
+            f"(batches (inputs, targets) / a DataLoader; the targets are ignored): {exc}"
+        ) from None
+    return cat_inputs([b[0] for b in batches.batches])
+
+
 def _check_inputs(x1, x2, dtype, device):
-    x1 = check_tensor(x1, "x1", floating=True)
-    if x1.ndim < 2:
-        raise ValueError(f"`x1` must have a batch dimension and features, got shape {tuple(x1.shape)}")
+    x1 = _as_inputs(x1, "x1")
     if x2 is not None:
-        x2 = check_tensor(x2, "x2", floating=True)
-        if x2.ndim < 2:
-            raise ValueError(f"`x2` must have a batch dimension and features, got shape {tuple(x2.shape)}")
-        if x2.shape[1:] != x1.shape[1:]:
+        x2 = _as_inputs(x2, "x2")
+        if isinstance(x1, torch.Tensor) != isinstance(x2, torch.Tensor) or type(x1) is not type(x2):
+            raise TypeError(
+                f"`x1` and `x2` must be inputs of the same form, got {type(x1).__name__} and {type(x2).__name__}"
+            )
+        if isinstance(x1, torch.Tensor) and x2.shape[1:] != x1.shape[1:]:
             raise ValueError(
                 f"`x1` and `x2` must have the same feature shape, got {tuple(x1.shape[1:])} and "
                 f"{tuple(x2.shape[1:])}"
             )
-        x2 = x2.to(dtype=dtype, device=device)
-    return x1.to(dtype=dtype, device=device), x2
+    return x1, x2
 
 
 def empirical(
@@ -339,6 +408,7 @@ def empirical(
     mode: str = "eval",
     chunk_size: int | None = None,
     max_block_bytes: int = 2**28,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
 ) -> EmpiricalNTK:
     """Finite-width (empirical) neural tangent kernel ``Theta(x1, x2)`` of ``model``.
 
@@ -372,8 +442,12 @@ def empirical(
     ----------
     model : nn.Module
         Evaluated functionally in eval mode (``mode="eval"``) and left exactly as it was.
-    x1 : tensor ``(n1, ...)``; x2 : tensor ``(n2, ...)``, optional (default: ``x1``, symmetric)
-        Cast to the model's dtype and device.
+    x1 : inputs of ``n1`` samples; x2 : inputs of ``n2`` samples, optional (default: ``x1``, symmetric)
+        A tensor ``(n, ...)``, a dict of keyword inputs (``model(**x)``, e.g. ``input_ids`` and
+        ``attention_mask``), or data (a batch ``(inputs, targets)``, a list or ``DataLoader`` of
+        batches; targets ignored). Floating inputs are cast to the model's dtype; integer
+        inputs (token ids) are never cast and never differentiated: the kernel is over the
+        parameters only. Each chunk is moved to the model's device on its own.
     output : ``"trace_sum"`` (default) | ``"trace_mean"`` | ``"diagonal"`` | ``"full"``
     method : ``"auto"`` | ``"structured"`` | ``"jacobian"``
     trainable_only : bool
@@ -384,6 +458,18 @@ def empirical(
         refused in train mode with a ``ValueError``: its kernel would be a random draw.
     chunk_size : int, optional
         Samples per Jacobian block in the jacobian path.
+    max_block_bytes : int
+        Memory of one Jacobian block when ``chunk_size`` is None (default 256 MiB).
+    output_fn : callable(model output) -> tensor, optional
+        The outputs the kernel is of (default :func:`lossviz._model.logits_of`: a tensor, a
+        tuple's first element, a dict's / ``ModelOutput``'s ``logits``). Every output entry per
+        sample counts (``(1, T, V)`` logits give ``o = T V``); e.g.
+        ``output_fn=lambda out: out.logits[:, -1]`` for the last token's logits.
+
+    A model whose attention kernel has no batching rule / double backward (Hugging Face's
+    default SDPA on CPU) raises a ``RuntimeError`` saying to use ``attn_implementation="eager"``;
+    a model ``vmap`` cannot batch (data-dependent control flow) is handled one sample at a time
+    (``diagnostics["per_sample_loop"]``).
 
     Returns
     -------
@@ -410,6 +496,18 @@ def empirical(
             )
     dtype, device = model_dtype_device(model)
     x1, x2 = _check_inputs(x1, x2, dtype, device)
+    if output_fn is None:
+        output_fn = logits_of
+    if not callable(output_fn):
+        raise TypeError(f"`output_fn` must be callable(output) -> tensor, got {type(output_fn).__name__}")
+
+    def place(x):  # one chunk onto the model: floating inputs in its dtype, token ids as they are
+        return map_inputs(x, lambda t: cast(t, dtype, device))
+
+    def fwd(state, x):
+        return call_model(model, x, state, output_fn, "x1")
+
+    info: dict = {}
     max_block_bytes = check_int(max_block_bytes, "max_block_bytes", minimum=1)
     all_params = parameters_of(model)
     req = {k: p.requires_grad for k, p in model.named_parameters()}
@@ -419,36 +517,33 @@ def empirical(
     frozen = {k: v for k, v in all_params.items() if k not in params}
     num_params = sum(p.numel() for p in params.values())
     buffers = buffers_of(model)
-    reason = None
-    kernel = None
-    used = method
-    chunk = None
-    with eval_mode(model, mode == "train"), torch.enable_grad():  # works inside torch.no_grad() too
-        if method in ("auto", "structured"):
-            reason = _structured_reason(model, mode, trainable_only)
-            if reason is None:
-                try:
-                    kernel, o = _structured(model, all_params, buffers, x1, x2, output, trainable_only)
-                    used = "structured"
-                except _Fallback as exc:
-                    reason = str(exc)
-            if reason is not None and method == "structured":
-                raise ValueError(f"method='structured' does not apply to this model: {reason}")
-        if kernel is None:
-            used = "jacobian"
-            if chunk_size is None and mode == "train":
-                chunk = x1.shape[0]  # whole-batch Jacobian: samples are coupled
-            elif chunk_size is None:
-                with torch.no_grad():
-                    probe = torch.func.functional_call(model, {**all_params, **buffers}, (x1[:1],))
-                o_probe = int(probe.numel())
-                per_sample = max(1, o_probe * num_params * x1.element_size())
-                chunk = max(1, min(x1.shape[0], max_block_bytes // per_sample))
-            else:
-                chunk = check_int(chunk_size, "chunk_size", minimum=1)
-            kernel, o = _jacobian_path(
-                model, params, frozen, buffers, x1, x2, output, mode, chunk, 2 * max_block_bytes
+    try:
+        with eval_mode(model, mode == "train"), torch.enable_grad():  # works inside torch.no_grad() too
+            kernel, o, used, reason, chunk = _compute(
+                model,
+                all_params,
+                params,
+                frozen,
+                buffers,
+                x1,
+                x2,
+                output,
+                method,
+                mode,
+                trainable_only,
+                chunk_size,
+                max_block_bytes,
+                num_params,
+                dtype,
+                fwd,
+                place,
+                info,
             )
+    except RuntimeError as exc:
+        hint = double_backward_hint(exc)
+        if hint is None:
+            raise
+        raise RuntimeError(hint) from exc
     if output == "trace_mean":
         kernel = kernel / o
     kernel = kernel.detach().to(dtype)  # accumulated in float64, returned in the model's dtype
@@ -458,5 +553,82 @@ def empirical(
         "chunk_size": chunk,
         "symmetric": x2 is None,
         "mode": mode,
+        "per_sample_loop": bool(info.get("per_sample_loop", False)),
     }
     return EmpiricalNTK(kernel, output, used, int(o), int(num_params), diagnostics)
+
+
+def _compute(
+    model,
+    all_params,
+    params,
+    frozen,
+    buffers,
+    x1,
+    x2,
+    output,
+    method,
+    mode,
+    trainable_only,
+    chunk_size,
+    max_block_bytes,
+    num_params,
+    dtype,
+    fwd,
+    place,
+    info,
+):
+    """The kernel by the structured path when it applies, else by Jacobian blocks."""
+    reason = None
+    kernel = None
+    used = method
+    chunk = None
+    o = 0
+    if method in ("auto", "structured"):
+        reason = _structured_reason(model, mode, trainable_only)
+        if reason is None:
+            try:
+                kernel, o = _structured(
+                    model,
+                    all_params,
+                    buffers,
+                    place(x1),
+                    None if x2 is None else place(x2),
+                    output,
+                    trainable_only,
+                    fwd,
+                )
+                used = "structured"
+            except _Fallback as exc:
+                reason = str(exc)
+        if reason is not None and method == "structured":
+            raise ValueError(f"method='structured' does not apply to this model: {reason}")
+    if kernel is None:
+        used = "jacobian"
+        if chunk_size is None and mode == "train":
+            chunk = input_size(x1)  # whole-batch Jacobian: samples are coupled
+        elif chunk_size is None:
+            with torch.no_grad():  # the first forward: a wrong input shape is named here
+                probe = fwd({**all_params, **buffers}, place(slice_inputs(x1, 0, 1)))
+            o_probe = int(probe.numel())
+            itemsize = torch.empty((), dtype=dtype).element_size()
+            per_sample = max(1, o_probe * num_params * itemsize)
+            chunk = max(1, min(input_size(x1), max_block_bytes // per_sample))
+        else:
+            chunk = check_int(chunk_size, "chunk_size", minimum=1)
+        kernel, o = _jacobian_path(
+            model,
+            params,
+            frozen,
+            buffers,
+            x1,
+            x2,
+            output,
+            mode,
+            chunk,
+            2 * max_block_bytes,
+            fwd,
+            place,
+            info,
+        )
+    return kernel, o, used, reason, chunk

@@ -291,3 +291,112 @@ def test_float32_kernel_accumulates_in_float64():
         k = ntk.empirical(net, x, method="jacobian", chunk_size=cs).kernel
         assert k.dtype == torch.float32
         assert float((k.double() - ref).abs().max() / ref.abs().max()) < 3e-7, cs
+
+
+# -- any model, any inputs (issue 13 items 1, 5; REVIEW B7, B10) ---------------------------------
+
+
+class _TupleOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+
+    def forward(self, x):
+        return self.net(x), x.sum()
+
+
+class _DictOut(_TupleOut):
+    def forward(self, x):
+        return {"logits": self.net(x), "aux": x.sum()}
+
+
+class _Tokens(torch.nn.Module):
+    """Embedding + masked mean + head, called as model(input_ids=..., attention_mask=...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(11, 5)
+        self.head = torch.nn.Linear(5, 3)
+
+    def forward(self, input_ids, attention_mask):
+        m = attention_mask[..., None].to(self.emb.weight.dtype)
+        return self.head((self.emb(input_ids) * m).sum(1) / m.sum(1))
+
+
+def test_tuple_and_dict_outputs_give_the_tensor_kernel():
+    torch.manual_seed(0)
+    t = _TupleOut().double()
+    d = _DictOut().double()
+    d.load_state_dict(t.state_dict())
+    x = torch.randn(5, 3, dtype=torch.float64)
+    ref = ntk.empirical(t.net, x, output="full", method="jacobian").kernel
+    for m in (t, d):
+        k = ntk.empirical(m, x, output="full")
+        assert torch.allclose(k.kernel, ref, rtol=1e-10, atol=1e-12)
+    picked = ntk.empirical(t, x, output_fn=lambda out: out[0][:, :1])
+    assert picked.num_outputs == 1
+
+
+def test_integer_token_ids_and_dict_inputs():
+    torch.manual_seed(0)
+    net = _Tokens().double()
+    ids = torch.randint(0, 11, (4, 6))
+    mask = torch.ones_like(ids)
+    mask[2, 4:] = 0
+    k = ntk.empirical(net, {"input_ids": ids, "attention_mask": mask}, output="full")
+    # reference: Jacobians of each sample's outputs w.r.t. the parameters, by hand
+    params = dict(net.named_parameters())
+    rows = []
+    for i in range(4):
+        out = net(ids[i : i + 1], mask[i : i + 1])[0]
+        rows.append(
+            torch.stack(
+                [
+                    torch.cat(
+                        [
+                            g.reshape(-1)
+                            for g in torch.autograd.grad(out[a], list(params.values()), retain_graph=True)
+                        ]
+                    )
+                    for a in range(3)
+                ]
+            )
+        )
+    j = torch.stack(rows)
+    ref = torch.einsum("iap,jbp->ijab", j, j)
+    assert torch.allclose(k.kernel, ref, rtol=1e-10, atol=1e-12)
+    # data (a batch with labels) gives the same kernel; the labels are ignored
+    k2 = ntk.empirical(
+        net, {"input_ids": ids, "attention_mask": mask, "labels": torch.zeros(4)}, output="full"
+    )
+    assert torch.allclose(k2.kernel, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_vmap_unbatchable_model_falls_back_to_one_sample_at_a_time():
+    class DataDependent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            if bool((x > 10).any()):  # data-dependent control flow: vmap refuses
+                x = x * 0
+            return self.lin(x)
+
+    torch.manual_seed(0)
+    net = DataDependent().double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    k = ntk.empirical(net, x, method="jacobian")
+    assert k.diagnostics["per_sample_loop"]
+    ref = ntk.empirical(net.lin, x, method="jacobian").kernel
+    assert torch.allclose(k.kernel, ref, rtol=1e-12)
+
+
+def test_wrong_input_width_names_x1():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"`x1`.*3 input channels"):
+        ntk.empirical(net, torch.randn(2, 4, 5, 5))
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"`x1`.*3 input features"):
+        ntk.empirical(mlp, torch.randn(2, 5), method="jacobian")
