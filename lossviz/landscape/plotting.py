@@ -24,10 +24,12 @@ the floor, and a result with no positive value raises instead of drawing a flat 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _plot
-from .._validate import check_choice
+from .._validate import check_choice, check_float
 
 __all__ = [
     "plot_plane",
@@ -49,8 +51,13 @@ def display_values(
 
     Non-finite cells (and, with ``clip``, cells above ``clip``) take the largest drawn value;
     ``log=True`` draws ``log10`` of the values floored by :func:`lossviz._plot.log_floor`
-    (``1e-3`` x the smallest positive value; ``ValueError`` naming ``name`` if none is positive).
+    (``1e-3`` x the smallest positive value; ``ValueError`` naming ``name`` if none is positive,
+    a ``UserWarning`` counting the non-positive cells drawn at the floor otherwise). A ``clip``
+    at or below the smallest finite value (every cell capped: a flat plot) is a ``ValueError``,
+    as is a non-positive ``clip`` with ``log=True``.
     """
+    if clip is not None:
+        clip = check_float(clip, "clip")
     z = np.asarray(z, dtype=float)
     bad = ~np.isfinite(z)
     good = z[~bad]
@@ -58,10 +65,27 @@ def display_values(
         if log:
             raise ValueError(f"`{name}` has no finite value: nothing to draw on a log scale")
         return np.zeros_like(z), bad
-    top = float(good.max()) if clip is None else min(float(good.max()), float(clip))
+    lo, hi = float(good.min()), float(good.max())
+    if clip is not None:
+        if log and clip <= 0:
+            raise ValueError(f"`clip` must be > 0 with log=True, got {clip}")
+        if clip <= lo and lo < hi:
+            raise ValueError(
+                f"`clip`={clip:g} is at or below the smallest {name} value ({lo:.4g}): every cell "
+                f"would be capped and the plot flat; pass a clip between {lo:.4g} and {hi:.4g} or None"
+            )
+    top = hi if clip is None else min(hi, clip)
     out = np.where(bad, top, np.minimum(z, top))
     if log:
-        out, _ = _plot.log_floor(out, name=name)
+        nonpos = int((out[~bad] <= 0).sum())
+        out, floor = _plot.log_floor(out, name=name)
+        if nonpos:
+            warnings.warn(
+                f"log=True: {nonpos} of {good.size} `{name}` values are <= 0 and are drawn at the floor "
+                f"{floor:.3g} (1e-3 x the smallest positive value); draw with log=False to see them",
+                UserWarning,
+                stacklevel=3,
+            )
         out = np.log10(out)
     return out, bad
 

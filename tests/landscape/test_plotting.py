@@ -98,7 +98,8 @@ def test_log_plane_floors_non_positive_and_refuses_all_non_positive(results):
     loss = np.array(pl.loss, copy=True)
     loss[0, 0] = 0.0
     loss[1, 1] = -1.0
-    fig = landscape.plot_plane(_plane_with_loss(pl, loss), log=True, kind="heatmap")
+    with pytest.warns(UserWarning, match="2 of .* <= 0 and are drawn at the floor"):
+        fig = landscape.plot_plane(_plane_with_loss(pl, loss), log=True, kind="heatmap")
     z = np.asarray(fig.data[0].z, dtype=float)
     assert np.isfinite(z).all()
     pos = loss[loss > 0]
@@ -111,11 +112,30 @@ def test_log_plane_floors_non_positive_and_refuses_all_non_positive(results):
         landscape.plot_plane(_plane_with_loss(pl, -np.ones_like(loss)), log=True, backend="matplotlib")
 
 
+def test_clip_that_would_flatten_the_plane_is_refused(results):
+    # REVIEW B11: clip=-1 capped every cell and drew a flat plane without a word
+    pl = results["plane"]
+    lo, hi = float(np.min(pl.loss)), float(np.max(pl.loss))
+    for clip in (-1.0, lo):
+        with pytest.raises(ValueError, match="`clip`.*flat"):
+            landscape.plot_plane(pl, clip=clip)
+    with pytest.raises(ValueError, match="`clip`"):
+        landscape.plot_plane(pl, clip=float("nan"))
+    with pytest.raises(ValueError, match="`clip` must be > 0 with log=True"):
+        landscape.plot_plane(pl, clip=-1.0, log=True)
+    with pytest.raises(TypeError, match="`clip`"):
+        landscape.plot_plane(pl, clip="5")
+    fig = landscape.plot_plane(pl, clip=(lo + hi) / 2, kind="heatmap")  # a real cap: not flat
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert z.max() == pytest.approx((lo + hi) / 2) and np.ptp(z) > 0
+
+
 def test_log_line_floors(results):
     ln = results["line"]
     d = ln.as_dict()
     d["loss"] = np.where(np.arange(len(ln.loss)) == 0, 0.0, ln.loss)
-    fig = landscape.plot_line(type(ln)(**d), log=True)
+    with pytest.warns(UserWarning, match="1 of .* drawn at the floor"):
+        fig = landscape.plot_line(type(ln)(**d), log=True)
     y = np.asarray(fig.data[0].y, dtype=float)
     assert np.isfinite(y).all() and y[0] < y[1:].min()
 
