@@ -41,7 +41,8 @@ Where things live
 :func:`orthogonal_frame`, the imbalanced orthogonal frame with class-dependent norms
 :func:`imbalanced_frame`, :func:`frame_distance`, :func:`minority_collapse`), ``_ufm``
 (unconstrained-feature-model solvers :func:`fit_ufm`, :func:`ufm_geometry_loss`), ``_features``
-(:func:`feature_extractor`), ``_recorder`` (:class:`CollapseRecorder`, a
+(:func:`features` of any layer of any model, streamed over a loader, and
+:func:`feature_extractor`), ``_recorder`` (:class:`CollapseRecorder`, a
 :class:`lossviz.train.Callback`) and :mod:`lossviz.collapse.plotting`. Paper set-ups moved to
 :mod:`lossviz.papers`: ``train_mixup``/``mixup_geometry`` (N03), ``fit_perturbed_ufm`` (N02),
 ``between_class_penalty`` (N05); the old names here still work for one release with a
@@ -60,7 +61,7 @@ Examples
 
 from .._deprecate import moved
 from . import plotting  # noqa: F401  (lossviz.collapse.plotting, not in __all__: one name per family)
-from ._features import feature_extractor
+from ._features import feature_extractor, features
 from ._frames import (
     ImbalancedFrame,
     MinorityCollapse,
@@ -96,6 +97,7 @@ __all__ = [
     "fit_ufm",
     "ufm_geometry_loss",
     "feature_extractor",
+    "features",
     "CollapseRecorder",
     "plot_metrics",
     "plot_frame",
