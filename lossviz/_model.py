@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validate import check_module, check_tensor
+from ._validate import check_finite_parameters, check_module, check_tensor
 
 __all__ = [
     "eval_mode",
@@ -847,7 +847,8 @@ def mean_loss(
 
 
 def check_model_and_loss(model, loss_fn) -> None:
-    """``model`` an ``nn.Module`` with parameters and ``loss_fn`` callable (else a clear error)."""
+    """``model`` an ``nn.Module`` with finite parameters and ``loss_fn`` callable (else a clear error)."""
     check_module(model, "model")
+    check_finite_parameters(model, "model")
     if not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable loss_fn(outputs, targets), got {type(loss_fn).__name__}")

@@ -154,3 +154,35 @@ def check_dtype(dtype: Any, name: str = "dtype") -> torch.dtype | None:
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
         return getattr(torch, dtype)
     raise TypeError(f"`{name}` must be a torch.dtype or its name, got {_describe(dtype)}")
+
+
+def check_autograd(what: str) -> None:
+    """Refuse to differentiate under ``torch.inference_mode`` (autograd cannot record there).
+
+    Raises ``RuntimeError`` saying to call ``what`` outside the ``inference_mode`` block (plain
+    ``torch.no_grad`` is fine: lossviz re-enables gradients where it needs them).
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{what} differentiates the model and cannot run under torch.inference_mode() (tensors "
+            "made there cannot be recorded by autograd): call it outside the `with "
+            "torch.inference_mode():` block (torch.no_grad() around the call is fine)"
+        )
+
+
+def check_finite_parameters(model: torch.nn.Module, name: str = "model") -> None:
+    """``ValueError`` naming the first parameter of ``model`` holding NaN or inf (one sync in all)."""
+    named = [(k, p) for k, p in model.named_parameters() if p.is_floating_point() or p.is_complex()]
+    if not named:
+        return
+    with torch.no_grad():
+        ok = torch.stack([torch.isfinite(p).all().to(named[0][1].device) for _, p in named])
+    if bool(ok.all()):
+        return
+    bad = [(k, p) for (k, p), good in zip(named, ok.tolist()) if not good]
+    k, p = bad[0]
+    more = f" (and {len(bad) - 1} more parameter(s))" if len(bad) > 1 else ""
+    raise ValueError(
+        f"`{name}` has non-finite parameters: {k!r} contains {int((~torch.isfinite(p)).sum())} "
+        f"NaN/inf value(s){more}; losses, curvature and kernels of such a model are undefined"
+    )

@@ -41,7 +41,14 @@ from .._model import (
     train_mode_batchnorm,
 )
 from .._result import Result
-from .._validate import check_choice, check_int, check_module, check_tensor
+from .._validate import (
+    check_autograd,
+    check_choice,
+    check_finite_parameters,
+    check_int,
+    check_module,
+    check_tensor,
+)
 from ._parametrization import ScaledLinear
 
 __all__ = ["EmpiricalNTK", "empirical", "OUTPUTS", "METHODS"]
@@ -484,6 +491,8 @@ def empirical(
     (torch.Size([5, 5, 2, 2]), 'structured')
     """
     check_module(model, "model")
+    check_autograd("ntk.empirical")
+    check_finite_parameters(model, "model")
     check_choice(output, "output", OUTPUTS)
     check_choice(method, "method", METHODS)
     check_choice(mode, "mode", ("eval", "train"))

@@ -185,3 +185,24 @@ def test_batch_loss_gives_the_same_hessian_as_loss_fn():
     torch.testing.assert_close(split.loss(), CE(net(x), y), atol=1e-12, rtol=1e-10)
     with pytest.raises(ValueError, match="loss_fn.*scalar"):
         curvature.hvp(net, train.batch_loss(lambda m, b: m(b[0]).sum(0)), (x, y), v)
+
+
+def test_inference_mode_and_non_finite_parameters_give_clear_errors():
+    """REVIEW B12, B14: cryptic autograd errors under inference_mode; ARPACK -9999 for an inf weight."""
+    net, data = _net(), _data()
+    v = torch.ones(sum(p.numel() for p in net.parameters()), dtype=F64)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match="outside.*inference_mode"):
+            curvature.hvp(net, CE, data, v)
+        with pytest.raises(RuntimeError, match="outside.*inference_mode"):
+            curvature.top_eigenvalues(net, CE, data, k=1)
+    with torch.no_grad():
+        hv = curvature.hvp(net, CE, data, v)  # plain no_grad is fine
+    assert torch.isfinite(hv).all()
+    with torch.no_grad():
+        net[0].weight[1, 2] = float("inf")
+    with assert_model_unchanged(net):
+        with pytest.raises(ValueError, match="`model` has non-finite parameters: '0.weight'"):
+            curvature.top_eigenvalues(net, CE, data, k=1)
+        with pytest.raises(ValueError, match="`model` has non-finite parameters: '0.weight'"):
+            curvature.hvp(net, CE, data, v)

@@ -214,3 +214,16 @@ def test_grid_uses_the_one_loss_evaluator_error():
         landscape.line(net, lambda o, t: F.cross_entropy(o, t, reduction="none"), (x, y), steps=3)
     with pytest.raises(ValueError, match="`loss_fn` must return a scalar tensor"):
         landscape.plane(net, lambda o, t: 1.0, (x, y), steps=3, workers=1)
+
+
+def test_an_inf_parameter_is_named_not_a_direction():
+    """REVIEW B14: plane blamed `directions[0]` for the model's own inf weight."""
+    from ._common import _data, _mlp
+
+    net = _mlp()
+    x, y = _data()
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("inf")
+    for fn in (landscape.plane, landscape.line):
+        with pytest.raises(ValueError, match="`model` has non-finite parameters: '0.weight'"):
+            fn(net, torch.nn.functional.cross_entropy, (x, y), steps=3)

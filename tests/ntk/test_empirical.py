@@ -400,3 +400,21 @@ def test_wrong_input_width_names_x1():
     mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
     with pytest.raises(ValueError, match=r"`x1`.*3 input features"):
         ntk.empirical(mlp, torch.randn(2, 5), method="jacobian")
+
+
+def test_inference_mode_and_non_finite_parameters_give_clear_errors():
+    """REVIEW B12, B14: cryptic autograd errors under inference_mode; a NaN kernel for an inf weight."""
+    net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="ntk.empirical.*outside.*inference_mode"):
+        ntk.empirical(net, x)
+    with torch.no_grad():
+        k = ntk.empirical(net, x).kernel  # plain no_grad is fine
+    assert torch.isfinite(k).all()
+    with torch.no_grad():
+        net[2].weight[0, 3] = float("inf")
+    with (
+        assert_model_unchanged(net),
+        pytest.raises(ValueError, match="`model` has non-finite parameters: '2.weight'"),
+    ):
+        ntk.empirical(net, x)
