@@ -400,8 +400,10 @@ def teacher_student(
                     f"`teacher` failed on inputs of shape ({n}, {dim}) (`dim`={dim}); it must map "
                     f"(n, dim) -> (n, outputs): {e}"
                 ) from e
-        if not isinstance(y, torch.Tensor):
-            raise TypeError(f"`teacher` must return a tensor, got {type(y).__name__}")
+        try:  # a tuple (first element) or a dict / ModelOutput ("logits") gives its tensor
+            y = logits_of(y)
+        except TypeError as e:
+            raise TypeError(f"`teacher` must return a tensor (or a tuple/dict with one): {e}") from None
         y = y.to(torch.float64).cpu()
         if y.ndim == 1:
             y = y[:, None]

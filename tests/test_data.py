@@ -158,3 +158,24 @@ def test_teacher_module_is_evaluated_in_eval_mode_and_left_unchanged():
     assert torch.allclose(a.y, expected.to(a.y.dtype).reshape(a.y.shape))
     with pytest.raises(ValueError, match="teacher"):
         data.teacher_student(8, 5, teacher=teacher, seed=0)  # wrong input width
+
+
+def test_teacher_student_with_tuple_and_dict_teachers():
+    """REVIEW B10: a teacher returning (out, aux) or {"logits": out} gives the same targets."""
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.lin, self.kind = torch.nn.Linear(4, 2), kind
+
+        def forward(self, x):
+            z = self.lin(x)
+            return (z, z.sum()) if self.kind == "tuple" else {"logits": z}
+
+    torch.manual_seed(0)
+    t, d = Wrap("tuple"), Wrap("dict")
+    d.load_state_dict(t.state_dict())
+    a = data.teacher_student(32, 4, teacher=t, seed=0)
+    b = data.teacher_student(32, 4, teacher=d, seed=0)
+    c = data.teacher_student(32, 4, teacher=t.lin, seed=0)
+    assert torch.equal(a.y, b.y) and torch.equal(a.y, c.y)

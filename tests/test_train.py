@@ -295,3 +295,52 @@ def test_perpgrad_moved_with_deprecation_aliases():
             assert getattr(train, name) is getattr(k05, name)
     with pytest.raises(AttributeError):
         train.no_such_name  # noqa: B018
+
+
+def test_accuracy_with_tuple_dict_outputs_and_token_logits():
+    """REVIEW B10: (logits, aux) and {"logits": ...} outputs; (B, T, V) logits with -100 padding."""
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, kind):
+            super().__init__()
+            self.lin, self.kind = torch.nn.Linear(3, 4), kind
+
+        def forward(self, x):
+            z = self.lin(x)
+            return (z, z.sum()) if self.kind == "tuple" else {"logits": z}
+
+    torch.manual_seed(0)
+    x = torch.randn(10, 3)
+    y = torch.randint(0, 4, (10,))
+    t, d = Wrap("tuple"), Wrap("dict")
+    d.load_state_dict(t.state_dict())
+    want = (t.lin(x).argmax(-1) == y).float().mean().item()
+    assert train.accuracy(x, y)(t) == want == train.accuracy(x, y)(d)
+    assert train.accuracy(x.double(), y)(t) == want  # float64 inputs cast to the model's dtype
+    seq = torch.randn(2, 5, 3)
+    labels = torch.randint(0, 4, (2, 5))
+    labels[1, 3:] = -100
+    pred = t.lin(seq).argmax(-1)
+    keep = labels >= 0
+    assert train.accuracy(seq, labels)(t) == (pred[keep] == labels[keep]).float().mean().item()
+
+
+def test_fit_casts_float32_data_for_a_float64_model_and_takes_dict_batches():
+    """REVIEW B4: fit with a float64 model and float32 data trains (data cast to the model's dtype)."""
+    net = models.MLP(3, (8,), 2, seed=0).double()
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    hist = train.fit(net, F.cross_entropy, (x, y), steps=3, progress=False)
+    assert len(hist.loss) == 4 and all(math.isfinite(v) for v in hist.loss)
+
+    class KW(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, features, scale):
+            return {"logits": self.lin(features) * scale}
+
+    kw = KW()
+    batch = {"features": x, "scale": torch.ones(16, 1), "labels": y}
+    hist = train.fit(kw, F.cross_entropy, batch, steps=5, batch_size=4, lr=0.5, progress=False)
+    assert len(hist.loss) == 6 and hist.loss[-1] < hist.loss[0] + 1.0

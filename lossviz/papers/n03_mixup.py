@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .. import _plot
-from .._model import eval_mode
+from .._model import call_model, eval_mode, logits_of, model_dtype_device
 from .._result import Result
 from .._validate import check_choice, check_float, check_int, check_module, check_tensor
 from ..collapse import class_means, feature_extractor
@@ -210,16 +210,26 @@ def mixup_geometry(
     lam_range: tuple[float, float] = (0.4, 0.6),
     num_mixes: int = 3000,
     seed: int = 0,
+    output_fn=None,
 ) -> MixupGeometry:
     """Measure the features of cross-class mixes ``lam x_i + (1 - lam) x_j`` (``lam`` uniform in
     ``lam_range``, classes of ``i`` and ``j`` different) against the clean class means.
 
     Features are read with :func:`feature_extractor` (input of ``layer`` by default) in eval
     mode; the model is left unchanged. Pairs are drawn with ``seed``. See :class:`MixupGeometry`.
+    ``x`` is cast to the model's dtype and device. ``output_fn`` turns the model's output into
+    logits (default :func:`lossviz._model.logits_of`: a tensor, a tuple's first element, a
+    dict's / ``ModelOutput``'s ``"logits"``).
     """
+    output_fn = logits_of if output_fn is None else output_fn
+    if not callable(output_fn):
+        raise TypeError(f"`output_fn` must be callable(output) -> tensor, got {type(output_fn).__name__}")
     check_module(model, "model")
     x = check_tensor(x, "x", ndim=2, floating=True)
     y, k = check_labels(y, x.shape[0], None, "y")
+    mdtype, mdevice = model_dtype_device(model)
+    x = x.to(dtype=mdtype, device=mdevice)
+    y = y.to(mdevice)
     lo, hi = (check_float(v, "lam_range[i]", minimum=0.0, maximum=1.0) for v in lam_range)
     if not lo <= hi:
         raise ValueError(f"`lam_range` must be (low, high) with low <= high, got {lam_range}")
@@ -236,8 +246,8 @@ def mixup_geometry(
         raise ValueError("no cross-class pairs were drawn; are all labels equal?")
     xm = lam[:, None].to(x.dtype) * x[i] + (1 - lam[:, None].to(x.dtype)) * x[j]
     with eval_mode(model), torch.no_grad():
-        logits_clean = model(x)
-        logits = model(xm)
+        logits_clean = call_model(model, x, None, output_fn, "x")
+        logits = call_model(model, xm, None, output_fn, "x")
     h = extract(x).to(F64)
     hm = extract(xm).to(F64)
     means = class_means(h, y, k)

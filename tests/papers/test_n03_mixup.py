@@ -138,3 +138,26 @@ def test_train_mixup_same_seed_same_model_with_dropout_and_global_rng_untouched(
         assert torch.equal(torch.random.get_rng_state(), state)
         runs.append([p.detach().clone() for p in net.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_mixup_geometry_with_tuple_and_dict_outputs():
+    """REVIEW B10: models returning (logits, aux) or {"logits": ...} give the same geometry."""
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, net, kind):
+            super().__init__()
+            self.net, self.kind = net, kind
+
+        def forward(self, x):
+            out = self.net(x)
+            return (out, out.sum()) if self.kind == "tuple" else {"logits": out, "hidden": x}
+
+    torch.manual_seed(0)
+    net = BNDropoutNet(dtype=F64)
+    x, y = torch.randn(40, 4), torch.arange(40) % 3  # float32 inputs for a float64 model: cast
+    ref = n03.mixup_geometry(net, x.double(), y, "head", num_mixes=100, seed=2)
+    for kind in ("tuple", "dict"):
+        w = Wrap(net, kind)
+        with assert_model_unchanged(w):
+            g = n03.mixup_geometry(w, x, y, "net.head", num_mixes=100, seed=2)
+        assert np.allclose(g.logit_gap, ref.logit_gap) and g.accuracy == ref.accuracy
