@@ -14,6 +14,12 @@ which scales ``H`` by the number of batches; we do not).
 
 Conventions (all explicit arguments with documented defaults):
 
+* ``matrix``: which curvature matrix the estimators (:func:`top_eigenvalues`, :func:`trace`,
+  :func:`spectral_density`, :class:`SharpnessTracker`) work on: ``"hessian"`` (default),
+  ``"ggn"`` (the generalised Gauss-Newton matrix ``sum_b (n_b/n) J_b^T nabla_f^2 ell_b J_b``) or
+  ``"fisher"`` (the empirical Fisher ``(1/n) sum_i grad ell_i grad ell_i^T``); or pass an operator
+  built once with :func:`curvature_operator`.
+
 * ``params``: which parameters ``theta`` are differentiated. ``None`` = every parameter with
   ``requires_grad=True``; a sequence of names, or a predicate ``(name, parameter) -> bool``. The
   other parameters are held fixed.
@@ -33,6 +39,11 @@ Where each method lives (one private module per method, each citing its paper)
 -----------------------------------------------------------------------------
 * ``_operator``: :class:`HessianOperator`, :func:`hessian_operator`, :func:`hvp` (Pearlmutter's
   double back-propagation).
+* ``_base``: :class:`CurvatureOperator` (what every estimator consumes: products in blocks,
+  probes generated block by block, ``dense()``) and :class:`MatrixOperator` (an explicit matrix).
+* ``_ggn``: :class:`GGNOperator` (generalised Gauss-Newton, N. N. Schraudolph 2002),
+  :class:`EmpiricalFisherOperator` (per-sample gradient outer products; F. Kunstner et al.,
+  NeurIPS 2019, on what it is not) and :func:`curvature_operator` (``matrix=``).
 * ``_exact``: :func:`exact_hessian` (dense, for small models and references).
 * ``_lanczos``: :func:`lanczos` with full re-orthogonalisation, the tridiagonal eigensolve.
 * ``_eigen``: :func:`top_eigenvalues`: implicitly restarted Lanczos (ARPACK, via
@@ -76,8 +87,10 @@ True
 from __future__ import annotations
 
 from .._deprecate import moved
+from ._base import CurvatureOperator, MatrixOperator
 from ._eigen import EigenResult, top_eigenvalues
 from ._exact import ExactHessian, exact_hessian
+from ._ggn import EmpiricalFisherOperator, GGNOperator, curvature_operator
 from ._hutchpp import TraceResult, trace
 from ._lanczos import LanczosResult, lanczos
 from ._operator import HessianOperator, hessian_operator, hvp
@@ -87,8 +100,13 @@ from ._slq import SpectralDensity, spectral_density
 from .plotting import plot_density, plot_eigenvalues, plot_sharpness
 
 __all__ = [
+    "CurvatureOperator",
+    "MatrixOperator",
     "HessianOperator",
     "hessian_operator",
+    "GGNOperator",
+    "EmpiricalFisherOperator",
+    "curvature_operator",
     "hvp",
     "exact_hessian",
     "ExactHessian",

@@ -28,8 +28,9 @@ from torch import nn
 
 from .._result import Result
 from .._validate import check_choice, check_float, check_int
+from ._base import CurvatureOperator
 from ._lanczos import _lanczos_extreme
-from ._operator import HessianOperator, ParamSelection, _operator
+from ._operator import ParamSelection, _operator
 
 __all__ = ["EigenResult", "top_eigenvalues"]
 
@@ -83,7 +84,7 @@ def _default_tol(dtype: torch.dtype) -> float:
 
 
 def top_eigenvalues(
-    model: nn.Module | HessianOperator,
+    model: nn.Module | CurvatureOperator,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     data: Any = None,
     k: int = 1,
@@ -97,6 +98,7 @@ def top_eigenvalues(
     seed: int = 0,
     verify: bool | None = None,
     stop: str = "residual",
+    matrix: str | None = None,
     params: ParamSelection = None,
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
@@ -145,6 +147,8 @@ def top_eigenvalues(
     v0 : torch.Tensor, optional
         Starting vector (e.g. the previous top eigenvector when tracking during training);
         default a Gaussian vector drawn with ``seed``.
+    matrix : ``"hessian"`` (default), ``"ggn"`` or ``"fisher"``
+        Which curvature matrix (:func:`curvature_operator`); unset when ``model`` is an operator.
     params, dtype, mode : see :class:`HessianOperator`.
 
     Returns
@@ -161,7 +165,7 @@ def top_eigenvalues(
     >>> res.eigenvalues.shape, bool(res.all_converged)
     ((2,), True)
     """
-    op = _operator(model, loss_fn, data, params, dtype, mode)
+    op = _operator(model, loss_fn, data, params, dtype, mode, matrix=matrix)
     n = op.size
     k = check_int(k, "k", minimum=1)
     if k >= n:

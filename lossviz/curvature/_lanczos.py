@@ -34,7 +34,7 @@ from scipy.linalg import eigh_tridiagonal, lapack
 
 from .._result import Result
 from .._validate import check_int, check_tensor
-from ._operator import HessianOperator
+from ._base import CurvatureOperator
 
 __all__ = ["LanczosResult", "lanczos"]
 
@@ -57,7 +57,7 @@ def _tridiag_eigh(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np
 
 
 def _lanczos_extreme(
-    op: HessianOperator,
+    op: CurvatureOperator,
     k: int,
     which: str,
     tol: float,
@@ -197,7 +197,7 @@ class LanczosResult(Result):
 
 
 def lanczos(
-    matvec: Callable[[torch.Tensor], torch.Tensor] | HessianOperator,
+    matvec: Callable[[torch.Tensor], torch.Tensor] | CurvatureOperator,
     v0: torch.Tensor,
     steps: int,
     *,
@@ -210,13 +210,13 @@ def lanczos(
     twice is enough); without it Lanczos loses orthogonality and produces spurious copies of
     the extreme eigenvalues ("ghosts"). Stops early when ``beta_j`` falls below
     ``breakdown_tol * max|alpha|`` (invariant subspace). ``matvec`` maps a vector of length ``n``
-    to ``H v`` (a :class:`HessianOperator` works).
+    to ``H v`` (a :class:`CurvatureOperator` works).
     """
     steps = check_int(steps, "steps", minimum=1)
     v0 = check_tensor(v0, "v0", ndim=1, floating=True)
-    mv = matvec.matvec if isinstance(matvec, HessianOperator) else matvec
+    mv = matvec.matvec if isinstance(matvec, CurvatureOperator) else matvec
     if not callable(mv):
-        raise TypeError("`matvec` must be callable(v) -> H v or a HessianOperator")
+        raise TypeError("`matvec` must be callable(v) -> H v or a CurvatureOperator")
     n = v0.shape[0]
     steps = min(steps, n)
     tol = (100 * torch.finfo(v0.dtype).eps) if breakdown_tol is None else breakdown_tol

@@ -34,8 +34,16 @@ from .._model import (
     model_dtype_device,
 )
 from .._validate import check_choice, check_dtype, check_int, check_tensor
+from ._base import MATRICES, CurvatureOperator, MatrixOperator
 
-__all__ = ["ParamSelection", "HessianOperator", "hessian_operator", "hvp"]
+__all__ = [
+    "ParamSelection",
+    "HessianOperator",
+    "hessian_operator",
+    "hvp",
+    "CurvatureOperator",
+    "MatrixOperator",
+]
 
 ParamSelection = None | Sequence[str] | Callable[[str, torch.Tensor], bool]
 
@@ -83,7 +91,7 @@ def _has_active_dropout(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
-class HessianOperator:
+class HessianOperator(CurvatureOperator):
     r"""The Hessian of the sample-weighted mean loss as a matrix-free operator ``v -> H v``.
 
     Parameters
@@ -121,6 +129,8 @@ class HessianOperator:
     ``H v = grad_theta (grad_theta L . v)``.
     """
 
+    matrix = "hessian"
+
     def __init__(
         self,
         model: nn.Module,
@@ -132,10 +142,7 @@ class HessianOperator:
         mode: str = "eval",
         cache_graph: bool | None = None,
     ):
-        check_model_and_loss(model, loss_fn)  # also: finite parameters, naming the first bad one
-        from .._validate import check_autograd
-
-        check_autograd("curvature (Hessian-vector products)")
+        check_model_and_loss(model, loss_fn)
         check_choice(mode, "mode", ("eval", "train"))
         dtype = check_dtype(dtype, "dtype")
         mdtype, device = model_dtype_device(model)
@@ -376,15 +383,6 @@ class HessianOperator:
 
         return LinearOperator((self.size, self.size), matvec=mv, matmat=mm, rmatvec=mv, dtype=np.float64)
 
-    def random_vectors(self, m: int, seed: int, distribution: str = "rademacher") -> torch.Tensor:
-        """``m`` random vectors (rows) from a seeded CPU generator, cast to the operator's dtype."""
-        gen = torch.Generator().manual_seed(seed)
-        if distribution == "rademacher":
-            v = torch.randint(0, 2, (m, self.size), generator=gen, dtype=torch.float64) * 2 - 1
-        else:
-            v = torch.randn(m, self.size, generator=gen, dtype=torch.float64)
-        return v.to(dtype=self.dtype, device=self.device)
-
     def __repr__(self) -> str:
         return (
             f"HessianOperator(size={self.size}, dtype={self.dtype}, mode={self.mode!r}, "
@@ -397,15 +395,32 @@ def hessian_operator(model, loss_fn, data, **kwargs) -> HessianOperator:
     return HessianOperator(model, loss_fn, data, **kwargs)
 
 
-def _operator(model, loss_fn, data, params, dtype, mode, cache_graph=None) -> HessianOperator:
-    if isinstance(model, HessianOperator):
+def _operator(
+    model, loss_fn, data, params, dtype, mode, cache_graph=None, matrix: str | None = None
+) -> CurvatureOperator:
+    """The operator an estimator works on: ``model`` itself if it is one, else the ``matrix``
+    (``"hessian"`` when None, :data:`MATRICES`) of ``(model, loss_fn, data)``."""
+    if matrix is not None:
+        check_choice(matrix, "matrix", MATRICES)
+    if isinstance(model, CurvatureOperator):
         if loss_fn is not None or data is not None:
-            raise ValueError("pass either a HessianOperator alone or (model, loss_fn, data), not both")
+            raise ValueError("pass either a curvature operator alone or (model, loss_fn, data), not both")
+        if matrix is not None and matrix != model.matrix:
+            raise ValueError(
+                f"`matrix`={matrix!r} but the operator passed is a {model.matrix!r} operator; "
+                "leave `matrix` unset when passing an operator"
+            )
         return model
     if loss_fn is None or data is None:
         raise TypeError("`loss_fn` and `data` are required when `model` is an nn.Module")
-    return HessianOperator(
-        model, loss_fn, data, params=params, dtype=dtype, mode=mode, cache_graph=cache_graph
+    if matrix in (None, "hessian"):
+        return HessianOperator(
+            model, loss_fn, data, params=params, dtype=dtype, mode=mode, cache_graph=cache_graph
+        )
+    from ._ggn import curvature_operator
+
+    return curvature_operator(
+        model, loss_fn, data, matrix=matrix, params=params, dtype=dtype, mode=mode, cache_graph=cache_graph
     )
 
 

@@ -23,8 +23,10 @@ from .._model import collate
 from .._result import Result
 from .._validate import check_choice, check_dtype, check_int
 from ..train import Callback
+from ._base import MATRICES
 from ._eigen import top_eigenvalues
-from ._operator import HessianOperator, ParamSelection
+from ._ggn import curvature_operator
+from ._operator import ParamSelection
 
 __all__ = ["SharpnessHistory", "SharpnessTracker"]
 
@@ -74,6 +76,8 @@ class SharpnessTracker(Callback):
         ``every`` (default 1), at the steps in ``at``, and at the final step unless ``final=False``.
     k, tol, seed, method, params, dtype, mode : as for :func:`top_eigenvalues` (``method="lanczos"``
         with ``warm_start`` needs only a few products per call once the eigenvector moves slowly).
+    matrix : ``"hessian"`` (default), ``"ggn"`` or ``"fisher"``
+        Which curvature matrix's top eigenvalue is tracked (:func:`curvature_operator`).
     warm_start : bool
         Start each call from the previous top eigenvector (default ``True``). Caveat: with
         ``method="lanczos"`` a warm start can converge to (and correctly certify) the *previous*
@@ -114,6 +118,7 @@ class SharpnessTracker(Callback):
         mode: str = "eval",
         warm_start: bool = True,
         method: str = "eigsh",
+        matrix: str = "hessian",
     ):
         super().__init__(every, at=at, final=final)
         if not callable(loss_fn):
@@ -128,6 +133,7 @@ class SharpnessTracker(Callback):
         self.mode = check_choice(mode, "mode", ("eval", "train"))
         self.warm_start = bool(warm_start)
         self.method = check_choice(method, "method", ("eigsh", "lanczos"))
+        self.matrix = check_choice(matrix, "matrix", MATRICES)
         self._steps: list[int] = []
         self._vals: list[np.ndarray] = []
         self._conv: list[np.ndarray] = []
@@ -144,8 +150,14 @@ class SharpnessTracker(Callback):
 
     def on_step(self, step: int, model: nn.Module, loss: float | None, history: Any):
         """Compute and record the top eigenvalue(s) at ``step``; never stops training."""
-        op = HessianOperator(
-            model, self.loss_fn, self.batches, params=self.params, dtype=self.dtype, mode=self.mode
+        op = curvature_operator(
+            model,
+            self.loss_fn,
+            self.batches,
+            matrix=self.matrix,
+            params=self.params,
+            dtype=self.dtype,
+            mode=self.mode,
         )
         v0 = self._v0 if (self.warm_start and self._v0 is not None and self._v0.shape[0] == op.size) else None
         r = top_eigenvalues(op, k=self.k, tol=self.tol, seed=self.seed, v0=v0, method=self.method)

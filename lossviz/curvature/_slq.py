@@ -28,8 +28,9 @@ from torch import nn
 
 from .._result import Result
 from .._validate import check_choice, check_float, check_int
+from ._base import CurvatureOperator
 from ._lanczos import lanczos
-from ._operator import HessianOperator, ParamSelection, _operator
+from ._operator import ParamSelection, _operator
 
 __all__ = ["SpectralDensity", "spectral_density"]
 
@@ -116,7 +117,7 @@ class SpectralDensity(Result):
 
 
 def spectral_density(
-    model: nn.Module | HessianOperator,
+    model: nn.Module | CurvatureOperator,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     data: Any = None,
     *,
@@ -124,6 +125,7 @@ def spectral_density(
     steps: int = 90,
     seed: int = 0,
     distribution: str = "rademacher",
+    matrix: str | None = None,
     params: ParamSelection = None,
     dtype: torch.dtype | str | None = None,
     mode: str = "eval",
@@ -142,16 +144,22 @@ def spectral_density(
     so ``(1/n) tr f(H) = E[v^T f(H) v] ~ (1/n_v) sum_l sum_j tau_j^l f(theta_j^l)``. The extreme
     Ritz values converge first; the bulk is resolved to about ``range / m``.
 
+    Memory: one probe at a time (in the operator's dtype) and its Lanczos basis, ``steps x n``
+    entries in the operator's dtype (ResNet-18 in float32 at 90 steps: 4.0 GB; lower ``steps``
+    for big models).
+
+    ``matrix``: ``"hessian"`` (default), ``"ggn"`` or ``"fisher"`` (:func:`curvature_operator`).
+
     Returns a :class:`SpectralDensity`; use ``.density(grid, sigma)`` for a smoothed curve and
     ``.wasserstein(exact_eigenvalues)`` to compare with an exact spectrum.
     """
-    op = _operator(model, loss_fn, data, params, dtype, mode)
+    op = _operator(model, loss_fn, data, params, dtype, mode, matrix=matrix)
     num_probes = check_int(num_probes, "num_probes", minimum=1)
     steps = check_int(steps, "steps", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     distribution = check_choice(distribution, "distribution", ("rademacher", "gaussian"))
     before = op.matvecs
-    Z = op.random_vectors(num_probes, seed, distribution)
+    probes = op.probes(num_probes, seed, distribution, block=1)  # one probe in memory at a time
     nodes, weights, ortho, breaks, traces = [], [], 0.0, 0, []
     try:
         from tqdm.auto import tqdm
@@ -159,8 +167,8 @@ def spectral_density(
         it = tqdm(range(num_probes), desc="SLQ probes", leave=False, disable=num_probes * steps < 500)
     except ImportError:  # pragma: no cover
         it = range(num_probes)
-    for i in it:
-        lz = lanczos(op, Z[i], steps)
+    for _ in it:
+        lz = lanczos(op, next(probes)[0], steps)
         th, tau = lz.ritz()
         nodes.append(th)
         weights.append(tau / tau.sum())
@@ -180,5 +188,5 @@ def spectral_density(
         float(tr.mean()),
         se,
         seed,
-        {"num_probes": num_probes, "distribution": distribution, "dtype": str(op.dtype)},
+        {"num_probes": num_probes, "distribution": distribution, "dtype": str(op.dtype), "matrix": op.matrix},
     )

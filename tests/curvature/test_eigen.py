@@ -46,7 +46,7 @@ def test_top_eigenvalues_seed_and_operator_reuse():
     assert a.matvecs == b.matvecs
     warm = curvature.top_eigenvalues(op, k=1, v0=a.eigenvectors[:, 0])
     assert warm.matvecs < a.matvecs
-    with pytest.raises(ValueError, match="either a HessianOperator alone"):
+    with pytest.raises(ValueError, match="either a curvature operator alone"):
         curvature.top_eigenvalues(op, CE, (x, y))
 
 
