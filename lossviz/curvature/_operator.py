@@ -29,6 +29,7 @@ from .._model import (
     buffers_of,
     check_model_and_loss,
     collate,
+    double_backward_hint,
     eval_mode,
     mean_loss,
     model_dtype_device,
@@ -100,8 +101,11 @@ class HessianOperator(CurvatureOperator):
         Never changed: evaluated with detached copies of its parameters.
     loss_fn : callable(outputs, targets) -> scalar
         Mean loss of a batch.
-    data : ``(inputs, targets)`` or an iterable of such batches
-        Collated once; batch ``b`` enters with weight ``n_b / n``.
+    data : a batch ``(inputs, targets)`` / dict, an iterable or ``DataLoader`` of batches, or :func:`lossviz.data.collate` of them
+        Batch ``b`` enters with weight ``n_b / n``. Floating inputs are cast to ``dtype``;
+        integer inputs (token ids) are not. In-memory data up to 256 MiB stay on the device
+        (``collate(..., resident=)`` decides); larger data and loaders are streamed, one batch on
+        the device per backward pass, so memory is bounded by one batch's graph.
     params : None | sequence of names | predicate
         Parameters to differentiate (default: those with ``requires_grad=True``), flattened in the
         model's parameter order.
@@ -159,7 +163,8 @@ class HessianOperator(CurvatureOperator):
         self.mode = mode
         self.dtype = dtype
         self.device = device
-        self.batches: Batches = collate(data, "data").to(dtype=dtype, device=device)
+        # bound to the computation dtype/device; resident or streamed one batch at a time
+        self.batches: Batches = collate(data, "data").on(model, dtype=dtype)
         self.names = _select(model, params)
         named = dict(model.named_parameters())
         self.shapes = [tuple(named[n].shape) for n in self.names]
@@ -201,8 +206,10 @@ class HessianOperator(CurvatureOperator):
         ]
 
     def _batch_loss(self, params, b: int) -> torch.Tensor:
-        x, y = self.batches.batches[b]
-        return self._loss_on(params, x, y)
+        for i, (x, y, _) in enumerate(self.batches.stream(weights=False)):
+            if i == b:
+                return self._loss_on(params, x, y)
+        raise IndexError(f"batch {b} out of range")
 
     def _state(self, params) -> dict[str, torch.Tensor]:
         """Parameters by name: the fixed ones plus ``params`` (flat, or one tensor per parameter)."""
@@ -229,7 +236,7 @@ class HessianOperator(CurvatureOperator):
         state = self._state(params)
         state.update(self._buffer_copies())
         with eval_mode(self.model, self.mode == "train"):
-            return batch_value(self.model, self.loss_fn, x, y, state)
+            return batch_value(self.model, self.loss_fn, x, y, state, self.batches.output_fn, "data")
 
     def loss(self, theta: torch.Tensor | None = None) -> torch.Tensor:
         """Sample-weighted mean loss at ``theta`` (flat, or one tensor per parameter; default: the model's)."""
@@ -313,17 +320,27 @@ class HessianOperator(CurvatureOperator):
         return torch.cat([self._matmat(V[i : i + block]) for i in range(0, V.shape[0], block)])
 
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._matmat_raw(V)
+        except RuntimeError as exc:
+            hint = double_backward_hint(exc)
+            if hint is None:
+                raise
+            raise RuntimeError(hint) from exc
+
+    def _matmat_raw(self, V: torch.Tensor) -> torch.Tensor:
         m = V.shape[0]
         with torch.enable_grad():
             if self.cache_graph:
                 leaves, g = self._cached()
                 out = self._hvp(g, leaves, V)
             else:
+                # one batch on the device at a time: H v = sum_b (n_b / n) H_b v
                 out = None
-                for b, w in enumerate(self.batches.weights):
+                for x, y, w in self.batches.stream():
                     leaves = self._leaves()
                     gb = torch.autograd.grad(
-                        self._batch_loss(leaves, b), leaves, create_graph=True, allow_unused=True
+                        self._loss_on(leaves, x, y), leaves, create_graph=True, allow_unused=True
                     )
                     hb = self._hvp(gb, leaves, V) * w
                     out = hb if out is None else out + hb

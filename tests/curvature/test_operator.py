@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossviz import curvature
+from lossviz.data import collate
 from lossviz.testing import BNDropoutNet, assert_model_unchanged
 
 from ._helpers import CE, F64, _batches, _bn_data, _data, _net, _reference_hessian
@@ -206,3 +207,36 @@ def test_inference_mode_and_non_finite_parameters_give_clear_errors():
             curvature.top_eigenvalues(net, CE, data, k=1)
         with pytest.raises(ValueError, match="`model` has non-finite parameters: '0.weight'"):
             curvature.hvp(net, CE, data, v)
+
+
+# -- data of any form, streamed (issue 13 items 1, 2; REVIEW B4, B7) -----------------------------
+
+
+def test_hvp_streamed_over_a_dataloader_equals_all_at_once():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(70, 5), torch.randint(0, 3, (70,))
+    ce = torch.nn.functional.cross_entropy
+    v = torch.randn(sum(p.numel() for p in net.parameters()))
+    full = curvature.hvp(net, ce, (x, y), v)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)  # 16, 16, 16, 16, 6
+    op = curvature.HessianOperator(net, ce, loader)
+    assert op.batches.streaming and op.batches._placed is None
+    streamed = op.matvec(v)
+    resident = curvature.HessianOperator(net, ce, collate(loader, resident=True)).matvec(v)
+    for got in (streamed, resident):
+        assert float((got - full).norm() / full.norm()) < 1e-6
+
+
+def test_float32_data_for_a_float64_model_and_wrong_width_names_data():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    x, y = torch.randn(12, 3), torch.randn(12, 1)
+    mse = torch.nn.functional.mse_loss
+    r = curvature.top_eigenvalues(net, mse, (x, y), k=1)
+    r64 = curvature.top_eigenvalues(net, mse, (x.double(), y.double()), k=1)
+    assert abs(r.eigenvalues[0] - r64.eigenvalues[0]) < 1e-10 * abs(r64.eigenvalues[0])
+    with pytest.raises(ValueError, match=r"`data`.*expects 3 input features"):
+        curvature.top_eigenvalues(net, mse, (torch.randn(12, 4), y), k=1)
