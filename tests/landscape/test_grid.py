@@ -227,3 +227,39 @@ def test_an_inf_parameter_is_named_not_a_direction():
     for fn in (landscape.plane, landscape.line):
         with pytest.raises(ValueError, match="`model` has non-finite parameters: '0.weight'"):
             fn(net, torch.nn.functional.cross_entropy, (x, y), steps=3)
+
+
+# -- data of any form, streamed (issue 13 items 1, 2; REVIEW B4, B7) -----------------------------
+
+
+def test_plane_streamed_over_a_dataloader_equals_all_at_once():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lossviz.data import collate
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
+    x, y = torch.randn(45, 4), torch.randint(0, 3, (45,))
+    ce = torch.nn.functional.cross_entropy
+    kw = dict(steps=3, workers=1, metrics={"acc": landscape.accuracy_metric})
+    full = landscape.plane(net, ce, (x, y), **kw)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)  # 16, 16, 13
+    streamed = landscape.plane(net, ce, loader, **kw)
+    resident = landscape.plane(net, ce, collate(loader, resident=True), **kw)
+    plain = landscape.plane(net, ce, loader, steps=3, workers=1)  # the no-metric hot loop
+    for r in (streamed, resident, plain):
+        assert np.max(np.abs(r.loss - full.loss) / np.abs(full.loss)) < 1e-6
+    assert np.allclose(streamed.metrics["acc"], full.metrics["acc"], atol=1e-12)
+
+
+def test_float32_data_for_a_float64_model_and_wrong_width_names_data():
+    net = _mlp().double()
+    x, y = _data()
+    ce = torch.nn.functional.cross_entropy
+    res = landscape.plane(net, ce, (x.float(), y), steps=3)
+    ref = landscape.plane(net, ce, (x.double(), y), steps=3)
+    assert np.allclose(res.loss, ref.loss, rtol=1e-6)
+    line = landscape.line(net, ce, (x.float(), y), steps=3)
+    assert np.isfinite(line.loss).all()
+    with pytest.raises(ValueError, match=r"`data`.*input features"):
+        landscape.plane(net, ce, (torch.randn(8, x.shape[1] + 3), y[:8]), steps=3)

@@ -56,6 +56,12 @@ def test_interpolate_batchnorm_buffers():
         m.bn.running_var.copy_(h.var(0, unbiased=True))
         assert rec.loss[1] == pytest.approx(float(F.cross_entropy(m(x), y)), rel=1e-5)
     assert a.bn.momentum == 0.1 and rec.bn == "recompute"
+    # the end points are the end models themselves, with their own statistics (REVIEW F)
+    with torch.no_grad():
+        own_a = float(F.cross_entropy(copy.deepcopy(a).eval()(x), y))
+        own_b = float(F.cross_entropy(copy.deepcopy(b).eval()(x), y))
+    assert rec.loss[0] == pytest.approx(own_a, rel=1e-6) and rec.loss[-1] == pytest.approx(own_b, rel=1e-6)
+    assert res.loss[0] == pytest.approx(own_a, rel=1e-6)
 
 
 def test_interpolate_bad_inputs():
