@@ -101,6 +101,7 @@ class PairComparison(Result):
     Attributes
     ----------
     width : int
+    model_a, model_b : the two trained models (not copies)
     paths : dict ``"naive" | "matched" | "random"`` -> :class:`lossviz.landscape.Interpolation`
     barriers : dict of the same keys -> float (loss barrier of each path)
     match : :class:`lossviz.landscape.WeightMatching` (B permuted to A)
@@ -110,6 +111,8 @@ class PairComparison(Result):
     """
 
     width: int
+    model_a: nn.Module
+    model_b: nn.Module
     paths: dict
     barriers: dict
     match: landscape.WeightMatching
@@ -170,6 +173,8 @@ def compare_pair(
     width = len(match.permutations[0])
     return PairComparison(
         width=width,
+        model_a=model_a,
+        model_b=model_b,
         paths=paths,
         barriers={name: float(p.barrier) for name, p in paths.items()},
         match=match,

@@ -35,6 +35,7 @@ def test_compare_pair_paths_end_at_b_and_leave_the_models_alone(small):
     with assert_model_unchanged(A), assert_model_unchanged(B):
         pair = l05.compare_pair(A, B, x64, y, steps=6, seed=3, restarts=3)
     assert set(pair.paths) == set(l05.PATHS) and pair.width == 16
+    assert pair.model_a is A and pair.model_b is B
     naive = pair.paths["naive"]
     for name in ("matched", "random"):
         # both permuted copies compute B's function: same loss at alpha = 1, same start at A
