@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from lossviz import curvature
 
@@ -89,3 +92,90 @@ def test_adaptive_lanczos_gap_stop_is_accurate_and_cheaper():
     assert gap_stop.all_converged
     with pytest.raises(ValueError, match="stop"):
         curvature.top_eigenvalues(net, CE, (x, y), method="lanczos", stop="never")
+
+
+class _Noisy(curvature.CurvatureOperator):
+    """``A v`` plus noise of relative size ``eps``: products that cannot certify a tighter tol."""
+
+    matrix = "noisy"
+
+    def __init__(self, A, eps):
+        self.A, self.eps, self.size, self.dtype, self.device, self.matvecs = (
+            A,
+            eps,
+            A.shape[0],
+            A.dtype,
+            A.device,
+            0,
+        )
+        self.g = torch.Generator().manual_seed(0)
+
+    def _matmat(self, V):
+        self.matvecs += V.shape[0]
+        noise = torch.randn(V.shape, generator=self.g, dtype=V.dtype)
+        return V @ self.A + self.eps * V.norm(dim=1, keepdim=True) * noise
+
+
+def _spectrum_matrix(n=400, seed=0):
+    g = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(g.standard_normal((n, n)))
+    eigs = np.concatenate([[10.0, 9.0], g.uniform(0, 5, n - 2)])
+    return torch.tensor((U * eigs) @ U.T)
+
+
+def test_lanczos_converged_means_the_true_residual_meets_tol():
+    """Noisy products (1e-4): the recurrence residual says 3e-8 (converged at tol=1e-8) while the
+    true residual is 2e-3; the verified default reports the true residual and converged=False."""
+    A = _spectrum_matrix()
+    unverified = curvature.top_eigenvalues(_Noisy(A, 1e-4), method="lanczos", tol=1e-8, verify=False)
+    v = unverified.eigenvectors[:, 0]
+    true = float((A @ v - unverified.eigenvalues[0] * v).norm())
+    assert unverified.residual_norms[0] < 1e-3 * true  # the recurrence under-states it (the old flag)
+    with pytest.warns(RuntimeWarning, match="true residuals"):
+        r = curvature.top_eigenvalues(_Noisy(A, 1e-4), method="lanczos", tol=1e-8)
+    v = r.eigenvectors[:, 0]
+    assert not r.converged[0]
+    assert r.residual_norms[0] > 1e-3 and float((A @ v - r.eigenvalues[0] * v).norm()) > 1e-3
+    # exact products: converged, and the reported residual is the true one
+    ok = curvature.top_eigenvalues(curvature.MatrixOperator(A), method="lanczos", tol=1e-10)
+    v = ok.eigenvectors[:, 0]
+    assert ok.converged[0] and ok.eigenvalues[0] == pytest.approx(10.0, rel=1e-10)
+    assert float((A @ v - ok.eigenvalues[0] * v).norm()) == pytest.approx(
+        ok.residual_norms[0], rel=0.05, abs=1e-13
+    )
+
+
+class _BNCNN(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.c2, self.b2 = nn.Conv2d(c, 2 * c, 3, padding=1, stride=2), nn.BatchNorm2d(2 * c)
+        self.fc = nn.Linear(2 * c * 6 * 6, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        x = torch.relu(self.b2(self.c2(x)))
+        return self.fc(x.flatten(1))
+
+
+def test_float32_lanczos_is_certified_against_a_float64_reference():
+    """A BatchNorm CNN in float32 against the same network in float64 (eval mode, warm statistics)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = _BNCNN()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 3, 12, 12, generator=g), torch.randint(0, 10, (32,), generator=g)
+    with torch.no_grad():
+        net.train()(x)
+    net.eval()
+    op64 = curvature.hessian_operator(copy.deepcopy(net).double(), CE, (x.double(), y))
+    lam = curvature.top_eigenvalues(op64, method="lanczos", tol=1e-12).eigenvalues[0]
+    r = curvature.top_eigenvalues(net, CE, (x, y), method="lanczos")
+    assert r.converged[0] and r.eigenvectors.dtype == torch.float32
+    v = r.eigenvectors[:, 0].double()
+    v = v / v.norm()
+    true64 = float((op64.matvec(v) - r.eigenvalues[0] * v).norm())
+    noise = 1e-6 * abs(lam)  # float32 products against float64 ones
+    assert true64 <= r.tol * abs(r.eigenvalues[0]) + noise  # converged means the tolerance holds
+    assert abs(r.residual_norms[0] - true64) <= 0.05 * true64 + noise  # the reported residual is the true one
+    assert abs(r.eigenvalues[0] - lam) <= r.residual_norms[0] + noise  # and it bounds the error
