@@ -846,9 +846,9 @@ def mean_loss(
     return total
 
 
-def check_model_and_loss(model, loss_fn) -> None:
+def check_model_and_loss(model, loss_fn, *, name: str = "model") -> None:
     """``model`` an ``nn.Module`` with finite parameters and ``loss_fn`` callable (else a clear error)."""
-    check_module(model, "model")
-    check_finite_parameters(model, "model")
+    check_module(model, name)
+    check_finite_parameters(model, name)
     if not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable loss_fn(outputs, targets), got {type(loss_fn).__name__}")

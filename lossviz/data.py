@@ -153,6 +153,7 @@ def gaussian_mixture(
     noise = check_float(noise, "noise", minimum=0.0)
     separation = check_float(separation, "separation", minimum=0.0)
     if counts is None:
+        imbalance = check_float(imbalance, "imbalance", minimum=1.0)
         counts = imbalanced_counts(check_int(n_per_class, "n_per_class", minimum=1), num_classes, imbalance)
     else:
         if len(counts) != num_classes:
@@ -466,6 +467,8 @@ def digits(
 
 def train_test_split(data, test_fraction: float = 0.25, *, stratify: bool = True, seed: int = 0) -> Split:
     """Split ``(x, y)`` at random (stratified by integer labels by default)."""
+    if not isinstance(data, (tuple, list, Dataset)) or len(tuple(data)) != 2:
+        raise TypeError(f"`data` must be a pair (x, y) or a Dataset, got {type(data).__name__}")
     x, y = data
     x = check_tensor(x, "x", nonempty=True)
     y = check_tensor(y, "y", nonempty=True)

@@ -45,7 +45,7 @@ from ._model import (
     map_inputs,
     model_dtype_device,
 )
-from ._validate import check_choice, check_float, check_int, check_module
+from ._validate import check_choice, check_finite_parameters, check_float, check_int, check_module
 
 __all__ = [
     "fit",
@@ -254,7 +254,11 @@ def accuracy(
             pred = (out.reshape(-1) > 0).long()
         else:
             pred = out.argmax(-1)
-        target = y.to(pred.device)
+        target = y.to(pred.device) if isinstance(y, torch.Tensor) else torch.as_tensor(y, device=pred.device)
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"`y` has shape {tuple(target.shape)} but the model gives {tuple(pred.shape)} predictions for `x`"
+            )
         if not target.is_floating_point() and bool((target < 0).any()):  # -100: padding, ignored
             keep = target >= 0
             return (pred[keep] == target[keep]).float().mean().item()
@@ -409,6 +413,7 @@ def fit(
         model; the caller's global RNG state is restored afterwards.
     """
     check_module(model, "model")
+    check_finite_parameters(model, "model")
     if not callable(loss_fn):
         raise TypeError(
             f"`loss_fn` must be callable(outputs, targets) or train.batch_loss, got {type(loss_fn).__name__}"

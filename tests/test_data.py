@@ -106,7 +106,7 @@ def test_train_test_split_stratified():
     "call,exc,match",
     [
         (lambda: data.gaussian_mixture(10, 1), ValueError, "num_classes"),
-        (lambda: data.gaussian_mixture(10, 3, imbalance=0.5), ValueError, "ratio"),
+        (lambda: data.gaussian_mixture(10, 3, imbalance=0.5), ValueError, "imbalance"),
         (
             lambda: data.gaussian_mixture(10, 3, 2, means=torch.full((3, 2), float("nan"))),
             ValueError,
@@ -179,3 +179,10 @@ def test_teacher_student_with_tuple_and_dict_teachers():
     b = data.teacher_student(32, 4, teacher=d, seed=0)
     c = data.teacher_student(32, 4, teacher=t.lin, seed=0)
     assert torch.equal(a.y, b.y) and torch.equal(a.y, c.y)
+
+
+def test_train_test_split_names_data_that_is_not_a_pair():
+    with pytest.raises(TypeError, match="`data` must be a pair"):
+        data.train_test_split("data")
+    with pytest.raises(TypeError, match="`data` must be a pair"):
+        data.train_test_split((torch.zeros(4, 2),))

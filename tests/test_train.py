@@ -344,3 +344,14 @@ def test_fit_casts_float32_data_for_a_float64_model_and_takes_dict_batches():
     batch = {"features": x, "scale": torch.ones(16, 1), "labels": y}
     hist = train.fit(kw, F.cross_entropy, batch, steps=5, batch_size=4, lr=0.5, progress=False)
     assert len(hist.loss) == 6 and hist.loss[-1] < hist.loss[0] + 1.0
+
+
+def test_fit_refuses_non_finite_parameters_and_accuracy_checks_label_length():
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = float("inf")
+    x, y = torch.randn(6, 3), torch.zeros(6, dtype=torch.long)
+    with pytest.raises(ValueError, match="`model` has non-finite parameters: 'weight'"):
+        train.fit(net, torch.nn.functional.cross_entropy, (x, y), steps=1, progress=False)
+    with pytest.raises(ValueError, match="`y` has shape"):
+        train.accuracy(x, y[:4])(torch.nn.Linear(3, 2))

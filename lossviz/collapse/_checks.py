@@ -43,7 +43,9 @@ def check_labels(
         if top > num_classes:
             raise ValueError(f"`{name}` contains class {top - 1} but num_classes={num_classes}")
     if num_classes < 2:
-        raise ValueError(f"neural-collapse statistics need at least two classes, got {num_classes}")
+        raise ValueError(
+            f"`{name}` must hold at least two classes for neural-collapse statistics, got {num_classes}"
+        )
     return labels, num_classes
 
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from .._model import buffers_of, call_model, check_model_and_loss, collate, eval_mode, parameters_of
 from .._result import Result
-from .._validate import check_choice, check_int, check_module
+from .._validate import check_choice, check_finite_parameters, check_int, check_module
 from ._metrics import MetricFn, check_metrics, evaluate
 
 __all__ = ["Interpolation", "interpolate"]
@@ -167,8 +167,9 @@ def interpolate(
     [0.0, 0.25, 0.5, 0.75, 1.0]
     """
     t0 = time.perf_counter()
-    check_model_and_loss(model_a, loss_fn)
+    check_model_and_loss(model_a, loss_fn, name="model_a")
     check_module(model_b, "model_b")
+    check_finite_parameters(model_b, "model_b")
     _check_same_architecture(model_a, model_b)
     steps = check_int(steps, "steps", minimum=2)
     check_choice(bn, "bn", ("interpolate", "recompute"))

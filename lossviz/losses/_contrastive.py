@@ -52,7 +52,9 @@ def _check_views(z1: Any, z2: Any) -> tuple[torch.Tensor, torch.Tensor]:
             f"`z1` and `z2` must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
         )
     if z1.shape[0] < 2:
-        raise ValueError("need at least 2 samples per view (one positive and negatives)")
+        raise ValueError(
+            f"`z1` and `z2` need at least 2 samples per view (one positive and negatives), got {z1.shape[0]}"
+        )
     return z1, z2
 
 
@@ -103,7 +105,9 @@ def info_nce_from_similarities(
     n, m = sim.shape
     if positives is None:
         if m < n:
-            raise ValueError("with `positives=None` the similarity matrix needs at least n columns")
+            raise ValueError(
+                f"with `positives=None` the `similarities` matrix needs at least n={n} columns, got shape {(n, m)}"
+            )
         positives = torch.arange(n, device=sim.device)
     positives = check_labels(positives, "positives", n=n, num_classes=m)
     tau = check_temperature(tau)

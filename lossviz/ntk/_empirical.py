@@ -493,6 +493,8 @@ def empirical(
     check_module(model, "model")
     check_autograd("ntk.empirical")
     check_finite_parameters(model, "model")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     check_choice(output, "output", OUTPUTS)
     check_choice(method, "method", METHODS)
     check_choice(mode, "mode", ("eval", "train"))

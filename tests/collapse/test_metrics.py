@@ -254,3 +254,9 @@ def test_equal_class_means_in_float32_raise_instead_of_a_huge_or_zero_nc1():
         x[y == k] -= x[y == k].mean(0)
     with pytest.raises(ValueError, match="`features`.*coincide"):
         collapse.nc_metrics(x, y)
+
+
+def test_a_single_class_names_labels():
+    x = torch.randn(6, 3, dtype=F64)
+    with pytest.raises(ValueError, match="`labels` must hold at least two classes"):
+        collapse.nc_metrics(x, torch.zeros(6, dtype=torch.long))

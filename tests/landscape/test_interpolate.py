@@ -74,3 +74,14 @@ def test_interpolate_bad_inputs():
         landscape.interpolate(a, _mlp(seed=1), F.cross_entropy, _data(), bn="reset")
     with pytest.raises(TypeError, match="model_b"):
         landscape.interpolate(a, None, F.cross_entropy, _data())
+
+
+def test_non_finite_end_models_are_named():
+    a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    data = (torch.randn(8, 2), torch.randn(8, 1))
+    with torch.no_grad():
+        b.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="`model_b` has non-finite parameters"):
+        landscape.interpolate(a, b, torch.nn.functional.mse_loss, data, steps=3)
+    with pytest.raises(ValueError, match="`model_a` has non-finite parameters"):
+        landscape.interpolate(b, a, torch.nn.functional.mse_loss, data, steps=3)

@@ -144,3 +144,11 @@ def test_contrastive_losses_half_precision_without_normalisation(dtype):
     ):
         assert got.dtype == dtype and torch.isfinite(got)
         torch.testing.assert_close(got.to(torch.float64), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_too_few_samples_and_columns_name_the_argument():
+    z = torch.randn(1, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="`z1` and `z2` need at least 2 samples"):
+        L.info_nce(z, z)
+    with pytest.raises(ValueError, match="`similarities` matrix needs at least n=4 columns"):
+        L.info_nce_from_similarities(torch.zeros(4, 2, dtype=torch.float64))

@@ -418,3 +418,10 @@ def test_inference_mode_and_non_finite_parameters_give_clear_errors():
         pytest.raises(ValueError, match="`model` has non-finite parameters: '2.weight'"),
     ):
         ntk.empirical(net, x)
+
+
+def test_chunk_size_is_checked():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    for bad, exc in ((0, ValueError), (-2, ValueError), (1.5, TypeError)):
+        with pytest.raises(exc, match="chunk_size"):
+            ntk.empirical(net, torch.randn(4, 3, dtype=torch.float64), chunk_size=bad)
