@@ -102,7 +102,9 @@ def error_output() -> W.Output:
 
     It is hidden (``display: none``) while empty; :func:`show_error` writes into it and shows it.
     """
-    return W.Output(layout={**_ERROR_LAYOUT, "display": "none"})
+    out = W.Output(layout={**_ERROR_LAYOUT, "display": "none"})
+    out.add_class("lossviz-error")  # the browser test finds it by this class
+    return out
 
 
 def show_error(output: W.Output, text: str) -> None:
@@ -180,8 +182,8 @@ class Panel:
     ----------
     controls : mapping name -> widget
         Their ``.value`` are passed to ``compute`` as keyword arguments.
-    compute : callable(**values)
-        Returns updates ``{trace index or trace name: {property: value}, "layout": {...}}`` that
+    compute : callable
+        Called as ``compute(**values)``; returns updates ``{trace index or trace name: {property: value}, "layout": {...}}`` that
         are applied to ``figure`` inside one ``batch_update`` (plotly), or returns ``None`` after
         updating whatever it draws itself (e.g. matplotlib artists).
     figure : plotly ``FigureWidget`` (or ``go.Figure``), optional

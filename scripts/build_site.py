@@ -223,8 +223,25 @@ def _site_links(text):
     return NOTEBOOK_LINK.sub(r"\1\2.html", text)
 
 
+BADGE_RE = re.compile(r"^.*(colab-badge\.svg|mybinder\.org/badge_logo\.svg).*$\n?", re.M)
+
+
+def strip_launch(nb) -> None:
+    """Drop the notebook's own launch badges (remote images) and its Colab/fresh-kernel set-up cell:
+    the site has launch buttons of its own, and its pages load nothing from other hosts."""
+    cells = []
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code" and "setup" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if cell.get("cell_type") == "markdown":
+            cell["source"] = BADGE_RE.sub("", cell.get("source", ""))
+        cells.append(cell)
+    nb.cells = cells
+
+
 def clean_outputs(nb, name: str) -> list[str]:
     """Rewrite a notebook's outputs for the site (in place); return the warnings it printed."""
+    strip_launch(nb)
     warnings = []
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
@@ -566,7 +583,9 @@ def main(argv=None) -> int:
     for p in paths:
         nb = nbformat.read(done[p], as_version=4)
         rel = rels[p]
-        entries.append(describe(nbformat.read(p, as_version=4), rel, known, map_rows))
+        original = nbformat.read(p, as_version=4)
+        strip_launch(original)
+        entries.append(describe(original, rel, known, map_rows))
         warnings += clean_outputs(nb, rel.as_posix())
         executed[rel] = nb
     cache.mkdir(parents=True, exist_ok=True)

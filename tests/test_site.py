@@ -52,7 +52,10 @@ def _nb(path, *sources, markdown=()):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
+    from lossviz._nblint import fix_notebook
+
     nb = _nb(tmp / "D01_demo.ipynb", FRAMES, WIDGET, WARN, markdown=[TITLE, "Math: $$x^2 + y^2$$"])
+    assert fix_notebook(nb)  # the launch badges (remote images) and the set-up cell, as in notebooks/
     out = tmp / "site"
     import contextlib
     import io
@@ -92,6 +95,13 @@ def test_no_resource_from_another_host_and_math_bundled(built):
     for p in out.rglob("*.html"):
         text = p.read_text()
         assert not re.search(r"cdn\.jsdelivr|cdnjs|unpkg\.com|cdn\.plot\.ly|googleapis", text), p
+
+
+def test_notebook_badges_and_set_up_cell_left_out_of_pages(built):
+    out, _ = built
+    page = (out / "D01_demo.html").read_text()
+    assert "colab-badge.svg" not in page and "badge_logo.svg" not in page
+    assert "enable_custom_widget_manager" not in page and "D01 · A demo notebook" in page
 
 
 def test_warnings_removed_from_pages_and_reported(built):

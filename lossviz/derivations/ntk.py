@@ -6,7 +6,7 @@
   ``E[relu(u) relu(v)] = (sin t + (pi - t) cos t) / (2 pi)`` and ``E[relu'(u) relu'(v)] = (pi - t) / (2 pi)``.
 * :func:`circle_kernels` composes them into the NNGP and NTK of a deep ReLU network (NTK
   parametrisation, ``depth`` hidden layers) for inputs on the unit circle as functions of the angle
-  ``gamma`` between them, and ``lambdify``s them for drawing; the unit tests check these against
+  ``gamma`` between them, and turns them into numpy functions (``lambdify``) for drawing; the unit tests check these against
   :func:`lossviz.ntk.analytic`.
 * :func:`feature_update_scaling`: power counting for how much one SGD step moves a hidden feature
   as a function of width in the NTK, standard and maximal-update parametrisations.
