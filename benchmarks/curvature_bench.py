@@ -204,8 +204,8 @@ def main():
         "lossviz top_eigenvalues, method='lanczos', tol=1e-4, stop='gap' (estimate r^2/gap <= 1e-4 theta)": dict(
             method="lanczos", tol=1e-4, stop="gap"
         ),
-        "lossviz top_eigenvalues, method='lanczos', default tol (6e-6)": dict(method="lanczos"),
-        "lossviz top_eigenvalues, method='eigsh' (default), default tol": dict(),
+        "lossviz top_eigenvalues, method='lanczos' (default), default tol (6e-6)": dict(),
+        "lossviz top_eigenvalues, method='eigsh', default tol": dict(method="eigsh"),
     }
     ours = {name: ([], [], [], []) for name in configs}
     base_t, base_err, base_mv = [], [], []
