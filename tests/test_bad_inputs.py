@@ -804,6 +804,55 @@ same(
 
 
 # ---------------------------------------------------------------------------------------------
+# more of the families' helpers
+MLP_A, MLP_B = models.MLP(3, (5,), 2, seed=0), models.MLP(3, (5,), 2, seed=1)
+for arg, call in [
+    ("model_b", lambda: landscape.weight_matching(MLP_A, models.MLP(3, (6,), 2, seed=1))),
+    ("max_sweeps", lambda: landscape.weight_matching(MLP_A, MLP_B, max_sweeps=0)),
+    ("model_b", lambda: landscape.weight_matching(MLP_A, "b")),
+    ("permutations", lambda: landscape.permute_mlp(MLP_A, [torch.tensor([0, 0, 1, 2, 3])])),
+    ("permutations", lambda: landscape.permute_mlp(MLP_A, "p")),
+    ("layer", lambda: landscape.subspace_overlap(MLP_A, MLP_B, layer=7)),
+    ("k", lambda: landscape.subspace_overlap(MLP_A, MLP_B, k=0)),
+    ("path", lambda: landscape.trajectory(MLP_A, [])),
+    ("path", lambda: landscape.trajectory(MLP_A, "p")),
+    ("n", lambda: landscape.trajectory(MLP_A, [MLP_A.state_dict(), MLP_B.state_dict()], n=0)),
+    ("resolution", lambda: landscape.trainability(resolution=0)),
+    ("steps", lambda: landscape.trainability(resolution=2, steps=0)),
+    (
+        "x_range",
+        lambda: landscape.trainability(x_range=(1.0, 1.0), resolution=2, steps=30, tail=5, check_every=5),
+    ),
+    ("distribution", lambda: curvature.trace(NET64, CE, D64, distribution="uniform9")),
+    ("seed", lambda: curvature.trace(NET64, CE, D64, seed=-1)),
+    ("distribution", lambda: curvature.spectral_density(NET64, CE, D64, distribution="uniform9")),
+    ("data", lambda: curvature.class_mean_gradients(NET64, CE, (X.double(), XY.double()))),
+    ("mode", lambda: curvature.class_mean_gradients(NET64, CE, D64, mode="x")),
+    ("vectors", lambda: curvature.subspace_energy(torch.ones(3, dtype=F64), torch.eye(3, dtype=F64))),
+    ("spanning", lambda: curvature.subspace_energy(torch.eye(3, dtype=F64), torch.eye(4, dtype=F64))),
+    ("features", lambda: collapse.class_statistics(FEAT * NAN, XY)),
+    ("labels", lambda: collapse.class_statistics(FEAT, XY[:4])),
+    ("global_mean", lambda: collapse.class_statistics(FEAT, XY, global_mean="x")),
+    ("batch_size", lambda: collapse.class_statistics(FEAT, XY, batch_size=0)),
+    ("means", lambda: collapse.ufm_geometry_loss(torch.ones(3, dtype=F64))),
+    ("depth", lambda: collapse.ufm_geometry_loss(torch.eye(3, dtype=F64), depth=0)),
+    ("loss", lambda: collapse.ufm_geometry_loss(torch.eye(3, dtype=F64), loss="x")),
+    ("layer", lambda: collapse.features(NET, DATA, "nope")),
+    ("data", lambda: collapse.features(NET, "data", "2")),
+    ("times", lambda: ntk.gradient_flow(torch.eye(3, dtype=F64), torch.ones(3, dtype=F64), [NAN])),
+    ("y_train", lambda: ntk.gradient_flow(torch.eye(3, dtype=F64), torch.ones(2, dtype=F64), [1.0])),
+    ("lr", lambda: ntk.gradient_flow(torch.eye(3, dtype=F64), torch.ones(3, dtype=F64), [1.0], lr=0.0)),
+    ("loss", lambda: ntk.gradient_flow(torch.eye(3, dtype=F64), torch.ones(3, dtype=F64), [1.0], loss="x")),
+    ("k", lambda: ntk.relative_change(torch.eye(3, dtype=F64), torch.eye(2, dtype=F64))),
+    ("k_ref", lambda: ntk.relative_change(torch.zeros(3, 3, dtype=F64), torch.eye(3, dtype=F64))),
+    ("k1", lambda: ntk.kernel_distance(torch.full((2, 2), NAN, dtype=F64), torch.eye(2, dtype=F64))),
+    ("v", lambda: stats.gram_matrix("v")),
+    ("y", lambda: stats.loglog_slope([1.0, 2.0, 3.0], [1.0, NAN, 2.0])),
+]:
+    err("helpers", arg, "bad", call)
+
+
+# ---------------------------------------------------------------------------------------------
 def _results():
     failures = []
     for c in CASES:

@@ -125,6 +125,10 @@ def _objective(WA, bA, WB, bB, perms):
 def permute_mlp(model: nn.Module, permutations, name: str = "model") -> nn.Module:
     """A deep copy of an MLP with hidden units permuted (``.grad`` cleared); same function."""
     linears = mlp_linears(model, name)
+    if isinstance(permutations, (str, bytes)) or not hasattr(permutations, "__len__"):
+        raise TypeError(
+            f"`permutations` must be a sequence of index tensors (one per hidden layer), got {type(permutations).__name__}"
+        )
     if len(permutations) != len(linears) - 1:
         raise ValueError(f"`permutations` must have {len(linears) - 1} entries (one per hidden layer)")
     out = copy.deepcopy(model)

@@ -336,5 +336,5 @@ def relative_change(k_ref, k) -> float:
     a, b = _flat_pair(k_ref, k)
     den = float(torch.linalg.norm(a))
     if den == 0.0:
-        raise ValueError("relative_change is undefined for a zero reference kernel")
+        raise ValueError("`k_ref` is the zero kernel: relative_change ||k - k_ref|| / ||k_ref|| is undefined")
     return float(torch.linalg.norm(b - a)) / den

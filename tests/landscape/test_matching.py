@@ -69,3 +69,10 @@ def test_weight_matching_unsupported_architectures():
         landscape.weight_matching(_mlp(), _mlp(widths=(4, 6, 8, 3)))
     with pytest.raises(ValueError, match="model"):
         landscape.weight_matching(nn.Linear(3, 2), nn.Linear(3, 2))
+
+
+def test_permute_mlp_names_permutations_of_the_wrong_type():
+    from lossviz import models
+
+    with pytest.raises(TypeError, match="`permutations` must be a sequence"):
+        landscape.permute_mlp(models.MLP(3, (5,), 2, seed=0), "p")

@@ -142,3 +142,8 @@ def test_bad_inputs_kernels():
         ntk.eigh(torch.ones(2, 3, dtype=F64))
     with pytest.raises(ValueError, match="times"):
         ntk.gradient_flow(torch.eye(2, dtype=F64), torch.ones(2, dtype=F64), [-1.0])
+
+
+def test_relative_change_names_a_zero_reference():
+    with pytest.raises(ValueError, match="`k_ref` is the zero kernel"):
+        ntk.relative_change(torch.zeros(3, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
