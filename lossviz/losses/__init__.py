@@ -2,11 +2,18 @@
 
 Conventions
 -----------
-Every classification loss takes logits of shape ``(n, K)`` and integer targets ``(n,)`` (soft
-targets ``(n, K)`` where the paper uses them), as torch tensors or numpy arrays, supports
-``reduction="mean" | "sum" | "none"``, evaluates half-precision inputs in float32 (cast back, as
-autocast does) and stays finite with logits up to 1e4 in magnitude in float16, bfloat16, float32
-and float64. The temperature divides the logits (or similarities) inside the softmax; its limits
+Every classification loss reads its inputs as ``F.cross_entropy`` does, so it drops into a
+training loop: logits ``(n, K)`` or ``(n, K, d1, ...)`` (classes in dimension 1, e.g. a language
+model's ``(B, V, T)``), integer targets ``(n,)`` / ``(n, d1, ...)`` of any integer dtype (soft
+targets of the logits' shape where the paper uses them), as torch tensors or numpy arrays;
+``ignore_index=-100`` entries contribute 0 and are left out of ``reduction="mean"`` (``"sum"``,
+``"none"`` as in torch); NaN logits propagate (no error). The CE-equivalent settings
+(``tempered_cross_entropy``, ``comp_sum(q=0)``, ``soft_cross_entropy``) call ``F.cross_entropy``
+(within 1.15x of its time, no ``torch.compile`` graph breaks: ``benchmarks/losses_drop_in.py``).
+Half-precision inputs are evaluated in float32 and the result is cast back; losses stay finite
+with logits up to 1e4 in magnitude in float16, bfloat16, float32 and float64 (a value beyond
+float16's range, 65504, e.g. a ``reduction="sum"`` at ``tau=0.1``, rounds to inf in float16
+like any float16 number: use bfloat16 or float32 there). The temperature divides the logits (or similarities) inside the softmax; its limits
 ``tau -> 0`` and ``tau -> inf`` are tested against the closed forms.
 
 Modules (private; import from this face)
