@@ -1,7 +1,8 @@
 """Widgets proven in a real browser: JupyterLab + headless Chromium driven by Playwright.
 
-For each notebook: start JupyterLab on a free local port with a token, open the notebook, run all
-cells, move the first slider with the keyboard (mouse drag as a fallback), and check that the
+For each of the notebooks (all of them): start JupyterLab on a free local port with a token, open
+the notebook, run all cells, move the first control of the first widget panel (a slider with the
+keyboard, mouse drag as a fallback; toggle buttons by a click; a dropdown), and check that the
 figure next to it changed, that no "Error displaying widget" / "model not found" text appears and
 that no traceback was printed. Screenshots of every step go to ``test-artifacts/browser/``.
 
@@ -38,13 +39,15 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason=f"Chromium is not installed: {HINT}"),
 ]
 
-# (notebook, what the slider is) -- the start tour plus one slider notebook per track that has one
-NOTEBOOKS = ["00_start_here.ipynb"]
-NOTEBOOKS += [
+# Every notebook: the tour and one per paper. LOSSVIZ_BROWSER_NOTEBOOKS="L01 T03" narrows it.
+NOTEBOOKS = sorted(
     str(p.relative_to(ROOT / "notebooks"))
-    for pattern in ("landscape/L01_*.ipynb", "temperature/T01_*.ipynb")
-    for p in sorted((ROOT / "notebooks").glob(pattern))[:1]
-]
+    for p in (ROOT / "notebooks").rglob("*.ipynb")
+    if ".ipynb_checkpoints" not in p.parts
+)
+if os.environ.get("LOSSVIZ_BROWSER_NOTEBOOKS"):
+    _want = os.environ["LOSSVIZ_BROWSER_NOTEBOOKS"].split()
+    NOTEBOOKS = [n for n in NOTEBOOKS if any(Path(n).name.startswith(w) for w in _want)]
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -129,13 +132,23 @@ def _wait_idle(page, timeout_s: float) -> None:
     raise AssertionError(f"notebook still running after {timeout_s:.0f} s")
 
 
+# the first control of the first widget panel: a slider handle, else toggle buttons, else a dropdown
+CONTROL = (
+    f"{PANEL} .widget-slider .noUi-handle, "
+    f"{PANEL} .widget-toggle-buttons button, "
+    f"{PANEL} .widget-dropdown select"
+)
+
 _STATE_JS = """(slider) => {
   // the output area that holds the slider, and the figure(s) inside it
   const area = slider.closest('.jp-OutputArea') || document.body;
   const plots = [...area.querySelectorAll('.js-plotly-plot')];
   const data = plots.map(p => JSON.stringify((p.data || []).map(t => [t.x, t.y, t.z])));
   const imgs = [...area.querySelectorAll('img')].map(i => i.src.slice(-200));
-  const readout = (slider.closest('.widget-slider') || slider).textContent;
+  const box = slider.closest('.widget-slider, .widget-toggle-buttons, .widget-dropdown') || slider;
+  const pressed = [...box.querySelectorAll('button.mod-active')].map(b => b.textContent).join('|');
+  const sel = box.querySelector('select');
+  const readout = box.textContent + '|' + pressed + '|' + (sel ? sel.value : '');
   return {plots: data, imgs: imgs, readout: readout, nplots: plots.length};
 }"""
 
@@ -165,7 +178,7 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
     time.sleep(3.0)
     _wait_idle(page, timeout_s=240)
-    page.wait_for_selector(".widget-slider", timeout=60_000)
+    page.wait_for_selector(CONTROL, timeout=60_000)
     _shot(page, notebook, "2-ran-all")
 
     prompts = page.evaluate(
@@ -173,18 +186,30 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     )
     assert prompts and all(p not in ("[ ]:", "[*]:", "") for p in prompts), f"not every cell ran: {prompts}"
 
-    handle = page.locator(f"{PANEL} .widget-slider .noUi-handle").first
+    handle = page.locator(CONTROL).first
     handle.scroll_into_view_if_needed()
     slider_el = handle.element_handle()
+    kind = slider_el.evaluate(
+        "e => e.tagName === 'SELECT' ? 'dropdown' : e.tagName === 'BUTTON' ? 'buttons' : 'slider'"
+    )
     before = page.evaluate(_STATE_JS, slider_el)
-    handle.focus()
-    for _ in range(8):
-        page.keyboard.press("ArrowRight")
-        time.sleep(0.15)
+    if kind == "dropdown":
+        values = slider_el.evaluate("e => [...e.options].map(o => o.value)")
+        current = slider_el.evaluate("e => e.value")
+        slider_el.select_option(next(v for v in values if v != current))
+    elif kind == "buttons":
+        # press a button that is not the active one
+        group = page.locator(f"{PANEL} .widget-toggle-buttons").first
+        group.locator("button:not(.mod-active)").first.click()
+    else:
+        handle.focus()
+        for _ in range(8):
+            page.keyboard.press("ArrowRight")
+            time.sleep(0.15)
     time.sleep(2.0)
     after = page.evaluate(_STATE_JS, slider_el)
     moved = after["readout"] != before["readout"]
-    if not moved:  # keyboard did not move it: drag with the mouse
+    if not moved and kind == "slider":  # keyboard did not move it: drag with the mouse
         box = handle.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.mouse.down()
@@ -197,7 +222,7 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     if plot.count():
         plot.scroll_into_view_if_needed()
     _shot(page, notebook, "3-slider-moved")
-    assert moved, f"the slider did not move (readout {before['readout']!r})"
+    assert moved, f"the {kind} did not move (readout {before['readout']!r})"
     assert (before["plots"], before["imgs"]) != (after["plots"], after["imgs"]), (
         f"moving the slider did not change the figure next to it ({before['nplots']} plotly figures found)"
     )
@@ -219,6 +244,12 @@ def test_widgets_work_in_jupyterlab(lab, browser, notebook):
         "the Jupyter server/kernel logged a traceback:\n" + server_log[-3000:]
     )
     assert not errors, f"JavaScript errors on the page: {errors[:3]}"
+    # the error Output of a panel is hidden until it has an error (no empty bordered box)
+    empty_visible = page.evaluate(
+        """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .lossviz-error')]
+                .filter(e => e.offsetParent !== null && !e.innerText.trim()).length"""
+    )
+    assert empty_visible == 0, f"{name}: {empty_visible} empty error Output(s) are visible"
     digest = hashlib.sha1(str(after).encode()).hexdigest()[:8]
     print(f"{notebook}: slider {before['readout']!r} -> {after['readout']!r}, figure state {digest}")
     page.close()
