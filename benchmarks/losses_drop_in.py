@@ -21,7 +21,7 @@ import lossviz.losses as L
 
 torch.set_num_threads(1)
 QUICK = "--quick" in sys.argv
-REPS = 15 if QUICK else 41
+REPS = 15 if QUICK else 61
 
 LOSSES = {
     "tempered_cross_entropy(tau=1)": lambda z, y: L.tempered_cross_entropy(z, y, 1.0),
@@ -44,12 +44,18 @@ def _time(fn, inner):
 
 
 def interleaved(a, b, inner):
+    """Medians of ``REPS`` timings each, alternating the order (ABBA) so drifts in machine load
+    hit both sides alike."""
     ta, tb = [], []
     for _ in range(3):  # warm-up
         a(), b()
-    for _ in range(REPS):
-        ta.append(_time(a, inner))
-        tb.append(_time(b, inner))
+    for r in range(REPS):
+        if r % 2:
+            tb.append(_time(b, inner))
+            ta.append(_time(a, inner))
+        else:
+            ta.append(_time(a, inner))
+            tb.append(_time(b, inner))
     return statistics.median(ta), statistics.median(tb)
 
 
@@ -70,6 +76,15 @@ def main():
     print(f"{'shape':22s} {'loss':34s} {'F.ce us':>9s} {'loss us':>9s} {'ratio':>6s}")
     for label, z, y, inner in cases:
         z = z.clone().requires_grad_(True)
+        # the noise floor: F.cross_entropy against itself
+        tl, tr = interleaved(
+            lambda z=z, y=y: _step(F.cross_entropy, z, y),
+            lambda z=z, y=y: _step(F.cross_entropy, z, y),
+            inner,
+        )
+        print(
+            f"{label:22s} {'(control) F.cross_entropy itself':34s} {tr * 1e6:9.1f} {tl * 1e6:9.1f} {tl / tr:6.2f}"
+        )
         for name, fn in LOSSES.items():
             ref = (
                 (lambda f: lambda z, y: f(z, y))(F.cross_entropy)
