@@ -287,10 +287,8 @@ def default_split(batch, label_key: str = "labels"):
 
 def _is_batch(obj) -> bool:
     """Whether ``obj`` is one batch (not an iterable of batches)."""
-    if isinstance(obj, Mapping):
-        return all(isinstance(v, torch.Tensor) for v in obj.values() if v is not None) and any(
-            isinstance(v, torch.Tensor) for v in obj.values()
-        )
+    if isinstance(obj, Mapping):  # a dict batch: tensors (other values are passed on as they are)
+        return any(isinstance(v, torch.Tensor) for v in obj.values())
     if isinstance(obj, (tuple, list)) and len(obj) >= 2:
         first_ok = isinstance(obj[0], torch.Tensor) or (
             isinstance(obj[0], Mapping) and any(isinstance(v, torch.Tensor) for v in obj[0].values())

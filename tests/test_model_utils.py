@@ -195,3 +195,24 @@ def test_wrong_input_width_names_data():
     data = collate((torch.randn(4, 5), torch.randn(4, 1))).on(model)
     with pytest.raises(ValueError, match=r"`data`.*expects 3 input features"):
         mean_loss(model, torch.nn.functional.mse_loss, data)
+
+
+def test_dict_batch_passes_non_tensor_values_on():
+    net = _DictNet()
+    calls = []
+
+    class Flag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = net
+
+        def forward(self, input_ids, attention_mask, return_dict=True):
+            calls.append(return_dict)
+            out = self.inner(input_ids, attention_mask)
+            return out if return_dict else (out["logits"],)
+
+    ids = torch.randint(0, 20, (3, 4))
+    y = torch.randint(0, 3, (3,))
+    data = collate({"input_ids": ids, "attention_mask": torch.ones(3, 4), "return_dict": False, "labels": y})
+    loss = mean_loss(Flag(), torch.nn.functional.cross_entropy, data.on(net))
+    assert calls == [False] and torch.isfinite(loss)
