@@ -190,6 +190,7 @@ def _grid_eval(
     plain = not metrics and not isinstance(loss_fn, BatchLoss)
     # resident batches are listed once; streamed ones (a loader) are moved per grid point
     pairs = list(batches.stream()) if batches._placed is not None else None
+    _ = batches.sizes  # a loader's batches are counted once, before any worker thread streams it
     forward = batches.forward
 
     def point_loss(module):

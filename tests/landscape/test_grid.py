@@ -247,7 +247,9 @@ def test_plane_streamed_over_a_dataloader_equals_all_at_once():
     streamed = landscape.plane(net, ce, loader, **kw)
     resident = landscape.plane(net, ce, collate(loader, resident=True), **kw)
     plain = landscape.plane(net, ce, loader, steps=3, workers=1)  # the no-metric hot loop
-    for r in (streamed, resident, plain):
+    threads = landscape.plane(net, ce, loader, steps=3, workers=2)  # two threads stream the loader
+    assert threads.workers == 2
+    for r in (streamed, resident, plain, threads):
         assert np.max(np.abs(r.loss - full.loss) / np.abs(full.loss)) < 1e-6
     assert np.allclose(streamed.metrics["acc"], full.metrics["acc"], atol=1e-12)
 
