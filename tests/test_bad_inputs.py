@@ -32,7 +32,7 @@ from torch import nn
 
 import lossviz.losses as L
 from lossviz import collapse, curvature, data, landscape, models, ntk, stats, train
-from lossviz.testing import BNDropoutNet
+from lossviz.testing import BNDropoutNet, snapshot
 
 F64 = torch.float64
 NAN, INF = float("nan"), float("inf")
@@ -103,6 +103,8 @@ def _as_tensors_or_none(x):
 
 def run_case(c: Case) -> str | None:
     """``None`` when the case passes, else a one-line description of the failure."""
+    if c.kind == "unchanged":
+        return _run_unchanged(c)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -130,6 +132,43 @@ def run_case(c: Case) -> str | None:
             if not torch.allclose(g, w, rtol=1e-4, atol=1e-6):
                 return f"wrong result: max diff {float((g - w).abs().max()):.3g}"
         return None
+
+
+def _run_unchanged(c: Case) -> str | None:
+    """A bad input on a train-mode BatchNorm/Dropout model with ``.grad`` set: the call must raise
+    its clear error (or succeed) and leave the model and the global RNG exactly as they were."""
+    model = c.extra["model"]
+    before = snapshot(model)
+    state = torch.random.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            c.thunk()
+            why = None if not c.extra.get("must_raise") else "silent: returned"
+        except ERR as e:
+            why = None if _named(str(e), c.names) else f"unnamed {type(e).__name__}: {str(e)[:140]}"
+        except Exception as e:  # noqa: BLE001
+            why = f"cryptic {type(e).__name__}: {str(e)[:140]}"
+    diffs = before.differences(snapshot(model))
+    if diffs:
+        why = (why + "; " if why else "") + "model changed: " + ", ".join(diffs[:3])
+    if not torch.equal(torch.random.get_rng_state(), state):
+        why = (why + "; " if why else "") + "global RNG advanced"
+    return why
+
+
+def unchanged(func, arg, label, thunk, model, *, must_raise=True):
+    CASES.append(
+        Case(
+            func,
+            arg,
+            label,
+            thunk,
+            "unchanged",
+            names=(arg,),
+            extra={"model": model, "must_raise": must_raise},
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -850,6 +889,42 @@ for arg, call in [
     ("y", lambda: stats.loglog_slope([1.0, 2.0, 3.0], [1.0, NAN, 2.0])),
 ]:
     err("helpers", arg, "bad", call)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inputs on a mid-training model (train mode, BatchNorm statistics, .grad populated): the
+# clear error must come without touching the model or the global RNG
+BND = BNDropoutNet(4, 8, 3, seed=0)  # train mode, warmed-up BatchNorm, .grad set
+XB = torch.randn(10, 4, generator=G)
+YB = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+BND_B = BNDropoutNet(4, 8, 3, seed=1)
+for fname, call, arg in [
+    ("plane", lambda: landscape.plane(BND, CE, (XB, YB), steps=0), "steps"),
+    ("plane", lambda: landscape.plane(BND, CE, (XB, YB[:3]), steps=3), "data"),
+    ("line", lambda: landscape.line(BND, CE, (XB, YB), steps=3, norm="l7"), "norm"),
+    ("top_eigenvalues", lambda: curvature.top_eigenvalues(BND, CE, (XB, YB), k=0), "k"),
+    ("top_eigenvalues", lambda: curvature.top_eigenvalues(BND, CE, (XB, YB), mode="train"), "mode"),
+    ("hvp", lambda: curvature.hvp(BND, CE, (XB, YB), torch.ones(3)), "vector"),
+    ("trace", lambda: curvature.trace(BND, CE, (XB, YB), matvecs=0), "matvecs"),
+    ("spectral_density", lambda: curvature.spectral_density(BND, CE, (XB, YB), num_probes=0), "num_probes"),
+    ("ntk.empirical", lambda: ntk.empirical(BND, XB, mode="train"), "mode"),
+    ("ntk.empirical", lambda: ntk.empirical(BND, XB, output="all"), "output"),
+    ("train.accuracy", lambda: train.accuracy(XB, YB[:4])(BND), "y"),
+    ("teacher_student", lambda: data.teacher_student(10, 3, teacher=BND), "teacher"),
+    ("collapse.features", lambda: collapse.features(BND, (XB, YB), "nope"), "layer"),
+    ("interpolate", lambda: landscape.interpolate(BND, BND_B, CE, (XB, YB), steps=1), "steps"),
+    ("ntk.parametrize", lambda: ntk.parametrize(BND), "model"),
+]:
+    unchanged(fname, arg, "bad input on a train-mode BN/Dropout model", call, BND)
+for fname, call in [
+    ("plane", lambda: landscape.plane(BND, CE, (XB, YB), steps=3)),
+    ("top_eigenvalues", lambda: curvature.top_eigenvalues(BND, CE, (XB, YB))),
+    ("ntk.empirical", lambda: ntk.empirical(BND, XB)),
+    ("train.accuracy", lambda: train.accuracy(XB, YB)(BND)),
+    ("teacher_student", lambda: data.teacher_student(10, 4, teacher=BND)),
+    ("collapse.features", lambda: collapse.features(BND, (XB, YB), "head")),
+]:
+    unchanged(fname, "model", "valid call on a train-mode BN/Dropout model", call, BND, must_raise=False)
 
 
 # ---------------------------------------------------------------------------------------------
