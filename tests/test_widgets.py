@@ -311,3 +311,65 @@ def test_panel_frames_ranges_cover_all_frames_but_keep_explicit_ranges():
     kept = panel_frames(panel)
     assert list(kept.layout.yaxis.range) == [0, 1]
     assert np.allclose(fig.data[0].y, sw[0.45]["y"])  # the live figure is untouched
+
+
+# ---------------------------------------------------------------- kernel-free sliders show the truth
+# The three cases the review found clipped (REVIEW D): L05's barrier curve (first frame tops out at
+# 0.45, a later one at 1.004), T01's embedding scatter (spreads wider as tau changes), K02's loss
+# curves on a log axis (later frames reach far lower losses), and a heat map's colour scale.
+
+
+def _frames(values, make):
+    sw = widgets.sweep(lambda v: v, values, progress=False)
+    return widgets.frames_figure(sw, make, label="knob")
+
+
+def _covers(axis_range, lo, hi):
+    return axis_range[0] <= lo and axis_range[1] >= hi
+
+
+def test_frames_axis_range_contains_every_frame_l05_barrier():
+    t = np.linspace(0, 1, 11)
+    fig = _frames([0.45, 0.8, 1.004], lambda h, _: [go.Scatter(x=t, y=h * 4 * t * (1 - t))])
+    y = fig.layout.yaxis.range
+    assert y is not None and _covers(y, 0.0, 1.004), y
+    assert fig.layout.xaxis.range[0] <= 0 and fig.layout.xaxis.range[1] >= 1
+
+
+def test_frames_axis_range_contains_every_frame_t01_scatter():
+    rng = np.random.default_rng(0)
+    pts = rng.standard_normal((2, 50))
+
+    def make(scale, _):
+        return [go.Scatter(x=scale * pts[0], y=scale * pts[1], mode="markers")]
+
+    fig = _frames([0.1, 1.0, 5.0], make)
+    assert _covers(fig.layout.xaxis.range, 5.0 * pts[0].min(), 5.0 * pts[0].max())
+    assert _covers(fig.layout.yaxis.range, 5.0 * pts[1].min(), 5.0 * pts[1].max())
+
+
+def test_frames_log_axis_range_contains_every_frame_k02_losses():
+    steps = np.arange(1, 101)
+
+    def make(alpha, _):
+        return [go.Scatter(x=steps, y=np.exp(-steps / alpha), name="test loss")]
+
+    sw = widgets.sweep(lambda v: v, [40.0, 10.0, 2.0], progress=False)
+    fig = widgets.frames_figure(sw, make, label="alpha", layout={"yaxis": {"type": "log"}})
+    lo = np.log10(np.exp(-100 / 2.0))  # the last frame's smallest loss
+    y = fig.layout.yaxis.range  # log axes: ranges are in log10 units
+    assert _covers(y, lo, 0.0), (y, lo)
+
+
+def test_frames_share_one_colour_scale_and_keep_explicit_ranges():
+    def make(s, _):
+        return [go.Heatmap(z=s * np.arange(6.0).reshape(2, 3))]
+
+    fig = _frames([1.0, 10.0], make)
+    zs = {(tr.zmin, tr.zmax) for tr in [fig.data[0], *(f.data[0] for f in fig.frames)]}
+    assert zs == {(0.0, 50.0)}
+    # an explicit range is the author's choice and stays
+    fig2 = go.Figure(go.Scatter(y=[0, 1]), frames=[go.Frame(data=[go.Scatter(y=[0, 9])])])
+    fig2.layout.yaxis.range = [0, 2]
+    widgets.fit_frame_ranges(fig2)
+    assert tuple(fig2.layout.yaxis.range) == (0, 2)
