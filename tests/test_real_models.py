@@ -288,3 +288,5 @@ def test_sdpa_attention_error_says_eager(tokens):
         assert 'attn_implementation="eager"' in str(exc)
     else:
         pytest.skip("SDPA has a double backward on this torch build")
+    with pytest.raises(RuntimeError, match='attn_implementation="eager"'):
+        curvature.top_eigenvalues(model, lm_loss, tokens, k=1, matrix="ggn")

@@ -115,7 +115,9 @@ class _OutputCurvature(HessianOperator):
             for x, y, w in _batch_stream(self.batches):
                 yield self._graph_of(x, y, w)
 
-    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+    def _matmat_raw(self, V: torch.Tensor) -> torch.Tensor:
+        # called by HessianOperator._matmat, which turns SDPA's missing double backward into
+        # an error that says attn_implementation="eager"
         rows = []
         for i in range(V.shape[0]):
             out = None
