@@ -39,6 +39,9 @@ class CollapseRecorder(Callback):
     capture : ``"input"`` or ``"output"`` of ``layer``.
     global_mean : ``"unweighted"`` or ``"weighted"`` (see :mod:`lossviz.collapse`).
     keep_means : keep the class means and classifier weights of every recorded step.
+    pool : None | ``"mean"`` | ``"last"`` | ``"flatten"`` | ``"none"``
+        How features with more than two dimensions (tokens, convolution maps) become one row per
+        sample, as in :func:`lossviz.collapse.features` (default ``None``: 2-D features only).
 
     Examples
     --------
@@ -65,6 +68,7 @@ class CollapseRecorder(Callback):
         capture: str = "input",
         global_mean: str = "unweighted",
         keep_means: bool = True,
+        pool: str | None = None,
     ):
         super().__init__(every, at=at, final=final)
         self.x = check_tensor(x, "x")
@@ -76,13 +80,14 @@ class CollapseRecorder(Callback):
         self.capture = check_choice(capture, "capture", ("input", "output"))
         self.global_mean = check_choice(global_mean, "global_mean", GLOBAL_MEANS)
         self.keep_means = bool(keep_means)
+        self.pool = None if pool is None else check_choice(pool, "pool", ("mean", "last", "flatten", "none"))
         self.steps: list[int] = []
         self.history: dict[str, list[float]] = {}
         self.means: list[torch.Tensor] = []
         self.classifiers: list[torch.Tensor] = []
 
     def on_step(self, step: int, model: nn.Module, loss: float | None, history: History | None):
-        feats = feature_extractor(model, self.layer, capture=self.capture)(self.x)
+        feats = feature_extractor(model, self.layer, capture=self.capture, pool=self.pool)(self.x)
         clf = None
         if self.classifier is not None:
             clf = resolve_layer(model, self.classifier)

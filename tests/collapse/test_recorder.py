@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lossviz import collapse
@@ -56,3 +57,20 @@ def test_collapse_recorder_records_the_final_step():
     )
     assert only_at.steps == [2]
     assert rec.plot().layout.xaxis.title.text == "step"
+
+
+def test_recorder_on_convolution_features_needs_pool():
+    """Conv feature maps are pooled as the user says, never flattened silently."""
+    from lossviz import train
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 3))
+    head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    model = torch.nn.Sequential(net, head)
+    x, y = torch.randn(12, 1, 7, 7), torch.arange(12) % 3
+    rec = collapse.CollapseRecorder(x, y, layer="0.2", classifier=None, capture="output", pool="mean")
+    train.fit(model, torch.nn.functional.cross_entropy, (x, y), steps=1, callbacks=[rec], progress=False)
+    assert rec.steps == [0, 1] and len(rec.means[0]) == 3 and rec.means[0].shape[1] == 3
+    bad = collapse.CollapseRecorder(x, y, layer="0.2", classifier=None, capture="output")
+    with pytest.raises(ValueError, match="pool"):
+        bad(0, model, 0.0, None)
