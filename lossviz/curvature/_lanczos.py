@@ -56,6 +56,63 @@ def _tridiag_eigh(alpha: list[float], beta: list[float]) -> tuple[np.ndarray, np
     return w, z
 
 
+class _Basis:
+    """The Lanczos vectors as a list of row blocks (no copy when the basis grows).
+
+    A contiguous basis grown by doubling held old + new copies at once: 4.8 GB for 22 float64
+    steps of ResNet-18 (11.2M parameters) where the basis itself is 2.0 GB. Blocks hold
+    ``min(16, 128 MiB / row)`` rows, so the overhead is under one block.
+    """
+
+    def __init__(self, n: int, dtype: torch.dtype, device, first: torch.Tensor):
+        self.n, self.dtype, self.device = n, dtype, device
+        self.rows_per_block = max(1, min(16, (1 << 27) // (n * torch.empty((), dtype=dtype).element_size())))
+        self.blocks: list[torch.Tensor] = []
+        self.m = 0
+        self.append(first)
+
+    def append(self, v: torch.Tensor, scale: float = 1.0) -> None:
+        if self.m == len(self.blocks) * self.rows_per_block:
+            self.blocks.append(torch.empty(self.rows_per_block, self.n, dtype=self.dtype, device=self.device))
+        blk, r = divmod(self.m, self.rows_per_block)
+        torch.mul(v, scale, out=self.blocks[blk][r])
+        self.m += 1
+
+    def row(self, j: int) -> torch.Tensor:
+        blk, r = divmod(j, self.rows_per_block)
+        return self.blocks[blk][r]
+
+    def _used(self):
+        for i, blk in enumerate(self.blocks):
+            rows = min(self.rows_per_block, self.m - i * self.rows_per_block)
+            if rows > 0:
+                yield blk[:rows]
+
+    def dots(self, w: torch.Tensor) -> torch.Tensor:
+        """``V w`` over the ``m`` rows."""
+        return torch.cat([b @ w for b in self._used()])
+
+    def subtract(self, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``w - V^T c``."""
+        i = 0
+        for b in self._used():
+            w = torch.addmv(w, b.T, c[i : i + b.shape[0]], alpha=-1.0)
+            i += b.shape[0]
+        return w
+
+    def combine(self, S: torch.Tensor, m: int) -> torch.Tensor:
+        """``V[:m]^T S`` for ``S`` of shape ``(m, k)``: shape ``(n, k)``."""
+        out = torch.zeros(self.n, S.shape[1], dtype=self.dtype, device=self.device)
+        i = 0
+        for b in self._used():
+            if i >= m:
+                break
+            b = b[: m - i]
+            out.addmm_(b.T, S[i : i + b.shape[0]])
+            i += b.shape[0]
+        return out
+
+
 def _lanczos_extreme(
     op: CurvatureOperator,
     k: int,
@@ -85,9 +142,8 @@ def _lanczos_extreme(
     """
     n = op.size
     steps = min(n, maxiter if maxiter is not None else 300)
-    V = torch.empty(min(steps, 16), n, dtype=basis_dtype, device=op.device)  # grown on demand
     q = torch.from_numpy(np.ascontiguousarray(start)).to(dtype=basis_dtype, device=op.device)
-    V[0] = q / q.norm()
+    V = _Basis(n, basis_dtype, op.device, q / q.norm())  # grown block by block
     alpha: list[float] = []
     beta: list[float] = []
     floor = 10 * torch.finfo(basis_dtype).eps
@@ -118,7 +174,7 @@ def _lanczos_extreme(
 
     def ritz_vectors(m, S, idx):
         Sm = torch.from_numpy(np.ascontiguousarray(S[:, idx])).to(dtype=basis_dtype, device=op.device)
-        return V[:m].T @ Sm  # (n, got)
+        return V.combine(Sm, m)  # (n, got)
 
     def true_residuals(X, vals) -> np.ndarray:
         AX = op._matmat(X.T.to(op.dtype)).to(basis_dtype)  # rows A x_i
@@ -129,12 +185,11 @@ def _lanczos_extreme(
     res = None
     verified = None  # (m, vectors, residuals) of the last verification
     for j in range(steps):
-        w = op._matmat(V[j : j + 1].to(op.dtype))[0].to(basis_dtype)
-        Vj = V[: j + 1]
+        w = op._matmat(V.row(j)[None].to(op.dtype))[0].to(basis_dtype)
         # full re-orthogonalisation, twice (classical Gram-Schmidt); c[j] = v_j . A v_j = alpha_j
-        c = Vj @ w
-        w = torch.addmv(w, Vj.T, c, alpha=-1.0)
-        w = torch.addmv(w, Vj.T, Vj @ w, alpha=-1.0)
+        c = V.dots(w)
+        w = V.subtract(w, c)
+        w = V.subtract(w, V.dots(w))
         a_j, b = torch.stack([c[j], torch.linalg.vector_norm(w)]).tolist()  # one device sync
         alpha.append(a_j)
         m = j + 1
@@ -169,16 +224,7 @@ def _lanczos_extreme(
             break
         if j + 1 < steps:
             beta.append(b)
-            if j + 1 == V.shape[0]:
-                V = torch.cat(
-                    [
-                        V,
-                        torch.empty(
-                            min(steps, 2 * V.shape[0]) - V.shape[0], n, dtype=V.dtype, device=V.device
-                        ),
-                    ]
-                )
-            torch.mul(w, 1.0 / b, out=V[j + 1])
+            V.append(w, 1.0 / b)
     m = len(alpha)
     if theta is None or len(theta) != m:  # stopped before k Ritz values existed
         theta, S = _tridiag_eigh(alpha, beta[: m - 1])
