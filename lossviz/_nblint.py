@@ -60,7 +60,7 @@ def _relpath(path: Path) -> str:
 # migrated to the pattern are listed here: for them these problems are reported as *pending*
 # and do not fail the lint. tests/test_notebook_structure.py fails once a listed notebook is
 # clean, so the list only shrinks. Remove an id when its notebook is migrated.
-PENDING_MIGRATION = frozenset({"K02"})
+PENDING_MIGRATION: frozenset[str] = frozenset()
 MIGRATION_RULES = (
     "sets torch threads itself",
     "never calls panel.check_responds",
