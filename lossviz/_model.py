@@ -678,6 +678,12 @@ def collate(
     floating inputs; ``TypeError`` for anything that is not tensors. For a loader the checks run
     as its batches arrive.
 
+    For an objective that is not ``loss_fn(logits, targets)`` (the model's own loss, two views,
+    regularisers), pass ``loss_fn=lossviz.train.batch_loss(fn)`` with ``fn(model, (inputs,
+    targets)) -> scalar`` to any lossviz function: it gets each batch after ``split``, on the
+    model's device, and calls the model itself, e.g. ``batch_loss(lambda m, b: m(**b[0],
+    labels=b[1]).loss)`` for a Hugging Face model.
+
     Examples
     --------
     >>> import torch

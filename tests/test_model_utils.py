@@ -216,3 +216,16 @@ def test_dict_batch_passes_non_tensor_values_on():
     data = collate({"input_ids": ids, "attention_mask": torch.ones(3, 4), "return_dict": False, "labels": y})
     loss = mean_loss(Flag(), torch.nn.functional.cross_entropy, data.on(net))
     assert calls == [False] and torch.isfinite(loss)
+
+
+def test_batch_loss_gets_split_batches_on_the_device():
+    from lossviz import landscape, train
+
+    net = _DictNet()
+    ids = torch.randint(0, 20, (6, 4))
+    batch = {"input_ids": ids, "attention_mask": torch.ones(6, 4), "labels": torch.randint(0, 3, (6,))}
+    own = train.batch_loss(lambda m, b: torch.nn.functional.cross_entropy(m(**b[0])["logits"], b[1]))
+    with torch.no_grad():
+        want = float(torch.nn.functional.cross_entropy(net(ids, torch.ones(6, 4))["logits"], batch["labels"]))
+    res = landscape.line(net, own, batch, steps=3)
+    assert res.origin_loss == pytest.approx(want, rel=1e-6)
