@@ -151,7 +151,8 @@ def prepare(
 
     Returns ``(z, t, valid, shape, logits)``: ``z`` the ``(N, K)`` logits, ``t`` the ``(N,)``
     int64 labels with ignored entries replaced by 0 (or the ``(N, K)`` soft targets), ``valid``
-    the ``(N,)`` mask of non-ignored entries (``None`` for soft targets), ``shape`` the
+    the ``(N,)`` mask of non-ignored entries (``None`` for soft targets or when nothing is
+    ignored), ``shape`` the
     per-sample output shape and the checked original-shape logits. Labels outside ``[0, K)``
     that are not ``ignore_index`` raise a ``ValueError`` naming ``targets``.
     """
@@ -162,11 +163,17 @@ def prepare(
         t = targets if targets.ndim == 2 else targets.movedim(1, -1).reshape(-1, k)
         return z, t, None, shape, logits
     t = targets.reshape(-1)
+    zero = torch.zeros((), dtype=t.dtype, device=t.device)
+    if _compiling():  # no data-dependent branch: always the masked form
+        valid = t != ignore_index
+        return z, torch.where(valid, t, zero), valid, shape, logits
+    outside = (t < 0) | (t >= k)
+    if not bool(outside.any()):  # the common case: one check, no masking
+        return z, t, None, shape, logits
     valid = t != ignore_index
-    t = torch.where(valid, t, torch.zeros((), dtype=t.dtype, device=t.device))
-    if not _compiling() and t.numel() and bool(((t < 0) | (t >= k)).any()):
+    if bool((outside & valid).any()):
         raise _range_error(targets, k, ignore_index)
-    return z, t, valid, shape, logits
+    return z, torch.where(valid, t, zero), valid, shape, logits
 
 
 def cross_entropy(

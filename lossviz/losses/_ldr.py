@@ -208,7 +208,9 @@ def aldr_kl_lambdas(
         logits, targets, tau0, alpha, margin, normalize, iters, ignore_index
     )
     lam = _aldr_lambdas(z, t, tau0, alpha, margin, normalize, iters)
-    return torch.where(valid, lam, torch.full_like(lam, tau0)).reshape(shape)
+    if valid is not None:
+        lam = torch.where(valid, lam, torch.full_like(lam, tau0))
+    return lam.reshape(shape)
 
 
 def _aldr_args(logits, targets, tau0, alpha, margin, normalize, iters, ignore_index):
