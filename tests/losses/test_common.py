@@ -210,3 +210,14 @@ def test_tempered_cross_entropy_sum_at_large_logits_in_half_precision():
     got = L.tempered_cross_entropy(zh, y, 0.1, reduction="sum")
     ref_h = L.tempered_cross_entropy(zh.to(torch.float64), y, 0.1, reduction="sum")
     assert got.dtype == torch.float16 and abs(float(got) - float(ref_h)) <= 1e-3 * abs(float(ref_h))
+
+
+@pytest.mark.parametrize("name", ["tempered_ce", "ldr_kl"])
+def test_no_graph_breaks_under_dynamo_with_padding_labels(name):
+    import torch._dynamo as dynamo
+
+    z, y = _data(n=16, k=5)
+    y[:3] = -100
+    dynamo.reset()
+    explained = dynamo.explain(LOSSES[name])(z, y)
+    assert explained.graph_break_count == 0, explained.break_reasons
