@@ -48,6 +48,11 @@ class Erf(nn.Module):
 ACTIVATIONS["erf"] = Erf
 
 
+def _host(gen: torch.Generator | None) -> torch.device:
+    """Where seeded draws happen: the generator's device (the CPU for the default stream)."""
+    return gen.device if gen is not None else torch.device("cpu")
+
+
 def activation(name: str) -> nn.Module:
     """An activation module by name: the package's one table, :data:`ACTIVATIONS`.
 
@@ -64,15 +69,20 @@ def _init_linear(layer: nn.Linear, gen: torch.Generator | None, init: str, gain:
             return  # torch's own default init already ran
         bound = 1 / math.sqrt(layer.in_features)
         with torch.no_grad():
-            w = torch.rand(layer.weight.shape, generator=gen, dtype=torch.float64) * 2 - 1
+            w = torch.rand(layer.weight.shape, generator=gen, dtype=torch.float64, device=_host(gen)) * 2 - 1
             layer.weight.copy_(w * bound)
             if layer.bias is not None:
-                b = torch.rand(layer.bias.shape, generator=gen, dtype=torch.float64) * 2 - 1
+                b = (
+                    torch.rand(layer.bias.shape, generator=gen, dtype=torch.float64, device=_host(gen)) * 2
+                    - 1
+                )
                 layer.bias.copy_(b * bound)
         return
     std = gain / math.sqrt(layer.in_features)
     with torch.no_grad():
-        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64) * std)
+        layer.weight.copy_(
+            torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64, device=_host(gen)) * std
+        )
         if layer.bias is not None:
             layer.bias.zero_()
 
@@ -252,9 +262,10 @@ class UFM(nn.Module):
         gen = _gen(seed)
         dtype = check_dtype(dtype) or torch.get_default_dtype()
         self.H = nn.Parameter(
-            (init_scale * torch.randn(num_samples, feature_dim, generator=gen, dtype=torch.float64)).to(
-                dtype=dtype, device=device
-            )
+            (
+                init_scale
+                * torch.randn(num_samples, feature_dim, generator=gen, dtype=torch.float64, device=_host(gen))
+            ).to(dtype=dtype, device=device)
         )
         dims = [feature_dim] * depth + [num_classes]
         with _quiet_rng(seed, device):

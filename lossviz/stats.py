@@ -75,7 +75,7 @@ def loglog_slope(x: Any, y: Any) -> SlopeFit:
 
 def _rows(v: Any, name: str) -> torch.Tensor:
     if not isinstance(v, torch.Tensor):
-        v = torch.as_tensor(_as_array(v, name))
+        v = torch.as_tensor(_as_array(v, name), device="cpu")
     if v.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D (one vector per row), got shape {tuple(v.shape)}")
     if not v.is_floating_point():

@@ -147,9 +147,9 @@ class BNDropoutNet(nn.Module):
         self.head = nn.Linear(hidden, out_features, dtype=dtype)
         with torch.no_grad():
             for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.5)
+                p.copy_(torch.randn(p.shape, generator=g, dtype=dtype, device=g.device) * 0.5)
         if warm:
-            x = torch.randn(16, in_features, generator=g, dtype=dtype)
+            x = torch.randn(16, in_features, generator=g, dtype=dtype, device=g.device)
             self.train()
             self(x).square().mean().backward()
         self.train(train)

@@ -93,7 +93,7 @@ def simplex_etf(
     evals, evecs = torch.linalg.eigh(etf_gram(k))
     basis = evecs[:, evals > 0.5]  # (K, K-1) orthonormal basis of 1^perp
     m = p @ basis
-    out = torch.zeros(k, dim, dtype=F64)
+    out = torch.zeros(k, dim, dtype=F64, device=m.device)
     out[:, : k - 1] = m
     return out.to(dtype=dtype, device=device)
 

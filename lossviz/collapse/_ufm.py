@@ -275,7 +275,7 @@ def ufm_geometry_loss(
     """
     from scipy.optimize import minimize_scalar
 
-    m = torch.as_tensor(means, dtype=F64)
+    m = torch.as_tensor(means, dtype=F64, device="cpu")  # a scalar root-find on the host
     m = check_tensor(m, "means", ndim=2, floating=True)
     depth = check_int(depth, "depth", minimum=1)
     lam = check_float(lambda_, "lambda_", positive=True)
@@ -284,7 +284,7 @@ def ufm_geometry_loss(
     g = m @ m.T
     k = g.shape[0]
     sv = torch.linalg.svdvals(g).numpy()
-    y = torch.arange(k)
+    y = torch.arange(k, device=m.device)
     p = 2.0 / (depth + 1)
 
     def f(log_s: float) -> float:

@@ -138,7 +138,7 @@ def plot_frame(
         basis = vh[:dims].T
         labels = [f"principal direction {i + 1}" for i in range(dims)]
     else:
-        basis = torch.eye(d, dims, dtype=F64)
+        basis = torch.eye(d, dims, dtype=F64, device="cpu")
         labels = [f"feature {i + 1}" for i in range(dims)]
     proj = {g: (v @ basis).numpy() for g, v in groups.items()}
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]

@@ -28,9 +28,9 @@ __all__ = ["power_law_task", "RiskCurves", "risk_curves", "worst_neighbour_ratio
 def power_law_task(n: int, d: int = 64, *, generator: torch.Generator, device=None):
     """``x ~ N(0, diag(i^-1.5))``, ``y = l + (l^2 - E l^2) / 2`` with ``l = sum_i i^-1/2 x_i`` (float64)."""
     n, d = check_int(n, "n", minimum=1), check_int(d, "d", minimum=1)
-    lam = torch.arange(1, d + 1, dtype=torch.float64) ** -1.5
-    coef = torch.arange(1, d + 1, dtype=torch.float64) ** -0.5
-    x = torch.randn(n, d, generator=generator, dtype=torch.float64) * lam.sqrt()
+    lam = torch.arange(1, d + 1, dtype=torch.float64, device=generator.device) ** -1.5
+    coef = torch.arange(1, d + 1, dtype=torch.float64, device=generator.device) ** -0.5
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64, device=generator.device) * lam.sqrt()
     lin = x @ coef
     y = (lin + 0.5 * (lin**2 - float((coef**2 * lam).sum())))[:, None]
     return x.to(device), y.to(device)
@@ -80,7 +80,9 @@ def risk_curves(
     tr, va, te = [], [], []
     for s in range(check_int(draws, "draws", minimum=1)):
         g = torch.Generator().manual_seed(10_000 * seed + 100 * s + 7)
-        w = (torch.randn(f, d, generator=g, dtype=torch.float64) / math.sqrt(d)).to(x_tr.device)
+        w = (torch.randn(f, d, generator=g, dtype=torch.float64, device=g.device) / math.sqrt(d)).to(
+            x_tr.device
+        )
         path = ntk.ridge_path(
             ntk.random_features(x_tr, f, weights=w), y_tr,
             ntk.random_features(x_te, f, weights=w), y_te,

@@ -58,7 +58,7 @@ class ScalarNetwork(nn.Module):
 
     def __init__(self, w: Any, *, dtype: torch.dtype | None = torch.float64):
         super().__init__()
-        w = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
+        w = w if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w), device="cpu")
         w = check_tensor(w.reshape(-1).to(dtype or torch.get_default_dtype()), "w", ndim=1)
         self.w = nn.Parameter(w.clone())
 
@@ -77,7 +77,7 @@ def gradient_flow_solution(w: Any, y: float) -> tuple[np.ndarray, float]:
     from scipy.optimize import brentq
 
     w = np.asarray(
-        torch.as_tensor(w).detach().cpu().to(torch.float64) if isinstance(w, torch.Tensor) else w,
+        w.detach().cpu().to(torch.float64) if isinstance(w, torch.Tensor) else w,
         dtype=np.float64,
     ).reshape(-1)
     y = check_float(y, "y")

@@ -133,7 +133,11 @@ def second_order_path(
     grad_tol = check_float(grad_tol, "grad_tol", minimum=0.0)
     if not callable(f):
         raise TypeError("`f` must be callable(x: tensor) -> scalar tensor")
-    x = torch.as_tensor(np.asarray(x0, dtype=np.float64) if not isinstance(x0, torch.Tensor) else x0)
+    x = (
+        x0
+        if isinstance(x0, torch.Tensor)
+        else torch.as_tensor(np.asarray(x0, dtype=np.float64), device="cpu")
+    )
     x = check_tensor(x.to(torch.float64).reshape(-1).clone(), "x0", ndim=1, floating=True)
     if line_search is None:
         line_search = method == "sfn"
@@ -328,12 +332,12 @@ def linear_net(
     singular vectors, ``W1, W2`` of shape ``(d, d)`` initialised at ``init_scale N(0, 1)`` (float64)."""
     g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
     F64 = torch.float64
-    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
-    V, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
-    s = torch.zeros(d, dtype=F64)
-    s[: len(sigma)] = torch.tensor(list(sigma), dtype=F64)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64, device=g.device))
+    V, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64, device=g.device))
+    s = torch.zeros(d, dtype=F64, device=g.device)
+    s[: len(sigma)] = torch.tensor(list(sigma), dtype=F64, device=g.device)
     T = U @ torch.diag(s) @ V.T
-    theta0 = init_scale * torch.randn(2 * d * d, generator=g, dtype=F64)
+    theta0 = init_scale * torch.randn(2 * d * d, generator=g, dtype=F64, device=g.device)
     return LinearNet(T.to(device), s.to(device), theta0.to(device), d)
 
 

@@ -64,7 +64,7 @@ def toy_data(
     """The N03 data: ``num_classes`` unit-noise Gaussian classes in ``dim`` dimensions whose means
     sit at ``radius`` in random directions (drawn with ``seed``). Returns a :class:`lossviz.data.Dataset`."""
     g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    directions = torch.randn(num_classes, dim, generator=g, dtype=F64)
+    directions = torch.randn(num_classes, dim, generator=g, dtype=F64, device=g.device)
     means = check_float(radius, "radius", positive=True) * directions / directions.norm(dim=1, keepdim=True)
     return gaussian_mixture(n_per_class, num_classes, dim, means=means, noise=1.0, seed=seed, device=device)
 
@@ -237,9 +237,9 @@ def mixup_geometry(
     gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
     extract = feature_extractor(model, layer, capture=capture)
     n = x.shape[0]
-    i = torch.randint(0, n, (num_mixes,), generator=gen).to(x.device)
-    j = torch.randint(0, n, (num_mixes,), generator=gen).to(x.device)
-    lam = (lo + (hi - lo) * torch.rand(num_mixes, generator=gen, dtype=F64)).to(x.device)
+    i = torch.randint(0, n, (num_mixes,), generator=gen, device=gen.device).to(x.device)
+    j = torch.randint(0, n, (num_mixes,), generator=gen, device=gen.device).to(x.device)
+    lam = (lo + (hi - lo) * torch.rand(num_mixes, generator=gen, dtype=F64, device=gen.device)).to(x.device)
     keep = y[i] != y[j]
     i, j, lam = i[keep], j[keep], lam[keep]
     if not len(i):
@@ -298,7 +298,8 @@ def plot_mixup_geometry(
     hm = geometry.features.detach().to(F64).cpu()
     d = mu.shape[1]
     if d == 2:
-        basis, origin, names = torch.eye(2, dtype=F64), torch.zeros(2, dtype=F64), ("feature 1", "feature 2")
+        basis, origin = torch.eye(2, dtype=F64, device="cpu"), torch.zeros(2, dtype=F64, device="cpu")
+        names = ("feature 1", "feature 2")
     else:
         origin = mu.mean(0)
         _, _, vh = torch.linalg.svd(mu - origin, full_matrices=False)

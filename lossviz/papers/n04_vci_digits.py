@@ -110,7 +110,11 @@ def train_digits(
     tgt = (digits(classes=[5, 6, 7, 8, 9], device=device) if target is None else target) if probe else None
     y_train = src.y
     if shuffle_labels:
-        perm = torch.randperm(len(src.y), generator=torch.Generator().manual_seed(seed + 10_000))
+        perm = torch.randperm(
+            len(src.y),
+            generator=torch.Generator().manual_seed(seed + 10_000),
+            device=torch.Generator().manual_seed(seed + 10_000).device,
+        )
         y_train = src.y[perm.to(src.y.device)]
     net = MLP(src.x.shape[1], tuple(hidden), 5, seed=seed).to(device=src.x.device)
     spe = int(np.ceil(len(src.y) / batch_size))

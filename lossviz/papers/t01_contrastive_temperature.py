@@ -54,9 +54,9 @@ def latent_classes(
     dim = check_int(dim, "dim", minimum=1)
     within = check_float(within, "within", minimum=0.0)
     g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    centres = torch.randn(len(counts), dim, generator=g, dtype=torch.float64)
-    y = torch.cat([torch.full((c,), k, dtype=torch.long) for k, c in enumerate(counts)])
-    x = centres[y] + within * torch.randn(len(y), dim, generator=g, dtype=torch.float64)
+    centres = torch.randn(len(counts), dim, generator=g, dtype=torch.float64, device=g.device)
+    y = torch.cat([torch.full((c,), k, dtype=torch.long, device=g.device) for k, c in enumerate(counts)])
+    x = centres[y] + within * torch.randn(len(y), dim, generator=g, dtype=torch.float64, device=g.device)
     return x.to(dtype=dtype, device=device), y.to(device)
 
 
@@ -134,7 +134,7 @@ def train_contrastive(
 
     def two_views(xb, idx, gen):
         # the only augmentation: two independent Gaussian perturbations, drawn from fit's generator
-        eps = torch.randn((2, *xb.shape), generator=gen, dtype=xb.dtype).to(xb.device)
+        eps = torch.randn((2, *xb.shape), generator=gen, dtype=xb.dtype, device=gen.device).to(xb.device)
         return torch.stack([xb + noise * eps[0], xb + noise * eps[1]], dim=1), idx
 
     def objective(model, batch):

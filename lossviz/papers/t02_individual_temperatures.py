@@ -26,7 +26,7 @@ __all__ = ["temperature_ratio", "PermutationTest", "permutation_test"]
 def temperature_ratio(temperatures, frequent) -> float:
     """``mean tau_i over frequent anchors / mean tau_i over the others`` (float64)."""
     t = check_tensor(temperatures, "temperatures", ndim=1, floating=True).detach().to(torch.float64).cpu()
-    m = torch.as_tensor(frequent).cpu()
+    m = torch.as_tensor(frequent, device="cpu")
     if m.dtype != torch.bool or m.shape != t.shape:
         raise ValueError(f"`frequent` must be a bool mask of shape {tuple(t.shape)}")
     if not (bool(m.any()) and bool((~m).any())):
@@ -63,12 +63,12 @@ def permutation_test(temperatures, frequent, *, num: int = 2000, seed: int = 0) 
     seed = check_int(seed, "seed", minimum=0)
     ratio = temperature_ratio(temperatures, frequent)
     t = temperatures.detach().to(torch.float64).cpu()
-    m = torch.as_tensor(frequent).cpu()
+    m = torch.as_tensor(frequent, device="cpu")
     g = torch.Generator().manual_seed(seed)
     n, k = len(t), int(m.sum())
     null = np.empty(num)
     for i in range(num):
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g, device=g.device)
         null[i] = float(t[perm[:k]].mean() / t[perm[k:]].mean())
     p = (1 + int((null >= ratio).sum())) / (1 + num)
     return PermutationTest(ratio=ratio, null=null, p_value=p, null_quantile_99=float(np.quantile(null, 0.99)))

@@ -71,12 +71,12 @@ def noisy_digits(
     seed = check_int(seed, "seed", minimum=0)
     x, y = digits(dtype=torch.float32)
     g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(y), generator=g)
+    perm = torch.randperm(len(y), generator=g, device=g.device)
     n_train = int(round(train_fraction * len(y)))
     tr, te = perm[:n_train], perm[n_train:]
     y_clean = y[tr].clone()
-    flip = torch.rand(n_train, generator=g) < noise
-    shift = torch.randint(1, 10, (n_train,), generator=g)
+    flip = torch.rand(n_train, generator=g, device=g.device) < noise
+    shift = torch.randint(1, 10, (n_train,), generator=g, device=g.device)
     y_noisy = torch.where(flip, (y_clean + shift) % 10, y_clean)
     return NoisyDigits(
         x_train=x[tr].to(device),
