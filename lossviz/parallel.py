@@ -9,6 +9,17 @@ every tile, **in order**, either in this process or on any executor with the
 * a Dask ``distributed.Client`` (``client.submit`` returns futures with ``.result()``);
 * Ray through its ``concurrent.futures`` adapter.
 
+Start process pools with the **spawn** context,
+``ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))``: a pool forked from a
+process that has already run torch (OpenMP thread pools, locks held by other threads) can hang
+(it once hung CI). Dask's ``LocalCluster(processes=True)`` starts its workers with spawn already.
+Give each worker one thread (``threads_per_worker=1``, ``OMP_NUM_THREADS=1``) so that two workers
+do not fight over the cores.
+
+Tileable heavy calls take ``executor=`` and ``cache=`` themselves:
+:func:`lossviz.widgets.sweep` (width, temperature or any other one-knob sweep) and
+:func:`lossviz.landscape.trainability` (chunks of cells).
+
 lossviz schedules nothing itself: the engine does. The results are returned in the order of
 ``tiles``, so the stitched output is identical to the one-process run whatever the engine (``fn``
 must be deterministic given its tile: take seeds from the tile, not from global state).

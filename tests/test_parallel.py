@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from lossviz import parallel, widgets
+from lossviz import landscape, parallel, widgets
 
 
 def ProcessPoolExecutor(n):  # noqa: N802 - spawn, not fork: a forked torch/OpenMP process can hang
     return _Pool(n, mp_context=multiprocessing.get_context("spawn"))
+
+
+@pytest.fixture(scope="module")
+def spawn_pool():
+    """One 2-process spawn pool shared by this module (starting one costs a torch import each)."""
+    with ProcessPoolExecutor(2) as ex:
+        yield ex
 
 
 def heavy_tile(tile, scale=1.0):
@@ -37,23 +44,85 @@ def _equal(a, b):
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_thread_and_process_pools_equal_the_serial_run_bit_for_bit():
+def test_thread_and_process_pools_equal_the_serial_run_bit_for_bit(spawn_pool):
     ref = _serial()
     with ThreadPoolExecutor(2) as ex:
         assert _equal(parallel.map_tiles(heavy_tile, TILES, executor=ex, progress=False), ref)
-    with ProcessPoolExecutor(2) as ex:
-        assert _equal(parallel.map_tiles(heavy_tile, TILES, executor=ex, progress=False), ref)
+    assert _equal(parallel.map_tiles(heavy_tile, TILES, executor=spawn_pool, progress=False), ref)
 
 
-def test_dask_local_cluster_equals_the_serial_run_bit_for_bit():
+@pytest.fixture(scope="module")
+def dask_client():
+    """A local 2-worker Dask cluster (separate processes, one thread each), shared by this module."""
     distributed = pytest.importorskip("distributed")
-    ref = _serial()
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         with distributed.Client(cluster) as client:
-            out = parallel.map_tiles(heavy_tile, TILES, executor=client, progress=False)
-    assert _equal(out, ref)
+            yield client
+
+
+def test_dask_local_cluster_equals_the_serial_run_bit_for_bit(dask_client):
+    out = parallel.map_tiles(heavy_tile, TILES, executor=dask_client, progress=False)
+    assert _equal(out, _serial())
+    assert len(dask_client.scheduler_info()["workers"]) == 2
+
+
+# a small map with a boundary: some cells converge, some diverge, over several chunks
+TRAIN = dict(x_range=(0.0, 4.0), y_range=(0.5, 3.0), resolution=(10, 9), steps=60, chunk=16)
+
+
+def _same_map(a, b):
+    for f in ("converged", "diverged", "score", "diverged_step", "final_loss", "x_values", "y_values"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f
+    assert a.cell_steps == b.cell_steps and a.L0 == b.L0
+
+
+@pytest.fixture(scope="module")
+def train_ref():
+    ref = landscape.trainability(**TRAIN, workers=1)
+    assert ref.converged.any() and ref.diverged.any(), "the test map must contain a boundary"
+    return ref
+
+
+def test_trainability_on_dask_equals_the_one_process_map_bit_for_bit(dask_client, train_ref):
+    _same_map(landscape.trainability(**TRAIN, executor=dask_client), train_ref)
+    # and the float64 exact path
+    ref64 = landscape.trainability(**TRAIN, dtype=torch.float64, workers=1)
+    _same_map(landscape.trainability(**TRAIN, dtype=torch.float64, executor=dask_client), ref64)
+
+
+def test_trainability_on_a_process_pool_equals_the_threaded_map(spawn_pool, train_ref):
+    _same_map(landscape.trainability(**TRAIN, executor=spawn_pool), train_ref)
+    _same_map(landscape.trainability(**TRAIN, workers=2), train_ref)
+
+
+def test_trainability_resumes_an_interrupted_map_from_the_cache(tmp_path, monkeypatch, train_ref):
+    from lossviz.landscape import _trainability
+
+    real, calls = _trainability._trainability_tile, []
+
+    def flaky(spec, tile):
+        calls.append(tile)
+        if len(calls) == 3 and not getattr(flaky, "healed", False):
+            raise KeyboardInterrupt("interrupted after 2 chunks")
+        return real(spec, tile)
+
+    monkeypatch.setattr(_trainability, "_trainability_tile", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        landscape.trainability(**TRAIN, cache=tmp_path)
+    n_tiles = -(-90 // TRAIN["chunk"])
+    assert len(parallel.TileCache(tmp_path)) == 2
+    flaky.healed, calls[:] = True, []
+    _same_map(landscape.trainability(**TRAIN, cache=tmp_path), train_ref)
+    assert len(calls) == n_tiles - 2, "only the missing chunks are computed"
+    assert calls[0] == (32, 48)
+    calls.clear()
+    _same_map(landscape.trainability(**TRAIN, cache=tmp_path), train_ref)
+    assert calls == [], "a finished map comes from the cache alone"
+    landscape.trainability(**{**TRAIN, "steps": 61}, cache=tmp_path)
+    assert len(calls) == n_tiles, "other settings never reuse these chunks"
 
 
 def test_cache_resumes_an_interrupted_sweep_with_only_the_missing_tiles(tmp_path):
@@ -79,11 +148,10 @@ def test_cache_resumes_an_interrupted_sweep_with_only_the_missing_tiles(tmp_path
     assert len(parallel.TileCache(tmp_path)) == 7
 
 
-def test_widgets_sweep_on_an_executor_with_a_cache(tmp_path):
+def test_widgets_sweep_on_an_executor_with_a_cache(tmp_path, spawn_pool):
     fn = functools.partial(heavy_tile, scale=2.0)
     ref = widgets.sweep(fn, TILES, progress=False)
-    with ProcessPoolExecutor(2) as ex:
-        par = widgets.sweep(fn, TILES, progress=False, executor=ex, cache=tmp_path, key="scale=2")
+    par = widgets.sweep(fn, TILES, progress=False, executor=spawn_pool, cache=tmp_path, key="scale=2")
     assert _equal(list(par.results), list(ref.results))
     again = widgets.sweep(lambda t: 1 / 0, TILES, progress=False, cache=tmp_path, key="scale=2")
     assert _equal(list(again.results), list(ref.results)), "all tiles come from the cache"

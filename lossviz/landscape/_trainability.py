@@ -24,6 +24,7 @@ batch every ``check_every`` steps; chunks are processed by ``workers`` threads.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -223,6 +224,8 @@ def trainability(
     chunk: int = 512,
     fast_tanh: bool | None = None,
     progress: bool = False,
+    executor=None,
+    cache=None,
 ) -> Trainability:
     r"""Train a grid of mean-field networks over (``lr_in``, ``lr_out``) and classify each cell.
 
@@ -252,6 +255,15 @@ def trainability(
         Evaluate ``tanh(a)`` as ``2 sigmoid(2a) - 1`` (about 4x faster on CPU, error about one
         ulp). Default: on for float32, off for float64 (the float64 path is the exact reference
         that the tests compare with autograd).
+    executor : concurrent.futures-style executor, optional
+        Run the chunks of cells (the tiles) on a process pool, a Dask ``distributed.Client`` or
+        Ray's executor adapter instead of this process's threads (``workers`` is then ignored and
+        reported as 1; each tile runs with one torch thread). The map is stitched in order and is
+        bit-for-bit the one-process map: every chunk has the same cells, data and initialisation.
+        See :mod:`lossviz.parallel`.
+    cache : directory or :class:`lossviz.parallel.TileCache`, optional
+        Finished chunks are stored there under a key made of every setting above, so an
+        interrupted map resumes computing only the missing chunks.
 
     Examples
     --------
@@ -296,6 +308,40 @@ def trainability(
     workers = min(check_int(workers, "workers", minimum=1), len(starts))
     limit = threshold * L0
 
+    if executor is not None or cache is not None:
+        from .. import parallel
+
+        spec = {
+            "xs": xs,
+            "ys": ys,
+            "n": n,
+            "d": d,
+            "width": width,
+            "seed": seed,
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": str(dev),
+            "steps": steps,
+            "limit": limit,
+            "check_every": check_every,
+            "fast_tanh": fast_tanh,
+        }
+        tiles = [(a, min(a + chunk, cells)) for a in starts]
+        parts = parallel.map_tiles(
+            functools.partial(_trainability_tile, spec),
+            tiles,
+            executor=executor,
+            cache=cache,
+            key=["landscape.trainability", spec],
+            progress=progress,
+            desc="trainability",
+        )
+        for (a, b), (h_ab, _) in zip(tiles, parts):
+            hist[:, a:b] = torch.from_numpy(h_ab).to(device=dev)
+        computed, workers = sum(c for _, c in parts), 1
+        return _classify(
+            hist, limit, L0, tail, steps, xs, ys, rx, ry, threshold, seed, dtype, t0, workers, computed
+        )
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(starts), desc="trainability", disable=not progress, leave=False)
@@ -320,6 +366,49 @@ def trainability(
     finally:
         torch.set_num_threads(old_threads)
         bar.close()
+    return _classify(
+        hist, limit, L0, tail, steps, xs, ys, rx, ry, threshold, seed, dtype, t0, workers, computed
+    )
+
+
+def _trainability_tile(spec: dict, tile: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """One chunk of cells ``[a, b)`` of a trainability map, from its settings alone (picklable).
+
+    Rebuilds the seeded problem and the learning-rate grid, so a worker process gets exactly the
+    data, initialisation and cells of the one-process run; one torch thread while it runs.
+    """
+    a, b = tile
+    dtype, dev = getattr(torch, spec["dtype"]), torch.device(spec["device"])
+    X, Y, W1, W2 = mean_field_problem(spec["n"], spec["d"], spec["width"], spec["seed"], dtype, dev)
+    LX, LY = np.meshgrid(10.0 ** spec["xs"], 10.0 ** spec["ys"], indexing="ij")
+    lr_in = torch.as_tensor(LX.ravel()[a:b], dtype=dtype, device=dev)
+    lr_out = torch.as_tensor(LY.ravel()[a:b], dtype=dtype, device=dev)
+    hist = torch.full((spec["steps"] + 1, b - a), float("nan"), dtype=dtype, device=dev)
+    old_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            computed = _train_chunk(
+                X,
+                Y,
+                W1,
+                W2,
+                lr_in,
+                lr_out,
+                spec["steps"],
+                spec["limit"],
+                spec["check_every"],
+                hist,
+                spec["fast_tanh"],
+            )
+    finally:
+        torch.set_num_threads(old_threads)
+    return hist.cpu().numpy(), int(computed)
+
+
+def _classify(hist, limit, L0, tail, steps, xs, ys, rx, ry, threshold, seed, dtype, t0, workers, computed):
+    """Classify every cell of a filled loss history ``hist`` (steps+1, cells) into a map."""
+    cells = hist.shape[1]
     H = hist.to(torch.float64).cpu().numpy().T  # (cells, steps+1)
     bad = ~np.isfinite(H) | (H > limit)
     diverged = bad.any(axis=1)
