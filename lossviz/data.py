@@ -163,16 +163,20 @@ def gaussian_mixture(
         if orthogonal_means:
             if num_classes > dim:
                 raise ValueError(f"`orthogonal_means` needs num_classes <= dim, got {num_classes} > {dim}")
-            q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
+            q, _ = torch.linalg.qr(
+                torch.randn(dim, dim, generator=gen, dtype=torch.float64, device=gen.device)
+            )
             means = separation * q[:num_classes]
         else:
-            means = separation * torch.randn(num_classes, dim, generator=gen, dtype=torch.float64)
+            means = separation * torch.randn(
+                num_classes, dim, generator=gen, dtype=torch.float64, device=gen.device
+            )
     else:
         means = check_tensor(means, "means", ndim=2, floating=True).to(torch.float64).cpu()
         if tuple(means.shape) != (num_classes, dim):
             raise ValueError(f"`means` must have shape ({num_classes}, {dim}), got {tuple(means.shape)}")
-    y = torch.cat([torch.full((c,), k, dtype=torch.long) for k, c in enumerate(counts)])
-    x = means[y] + noise * torch.randn(len(y), dim, generator=gen, dtype=torch.float64)
+    y = torch.cat([torch.full((c,), k, dtype=torch.long, device=gen.device) for k, c in enumerate(counts)])
+    x = means[y] + noise * torch.randn(len(y), dim, generator=gen, dtype=torch.float64, device=gen.device)
     return _out(x, y, dtype, device, means=means.to(dtype=dtype, device=device), counts=list(counts))
 
 
@@ -197,9 +201,9 @@ def blobs(
     dim = check_int(dim, "dim", minimum=1)
     margin = check_float(margin, "margin", minimum=0.0)
     spread = check_float(spread, "spread", positive=True)
-    w = torch.randn(dim, generator=gen, dtype=torch.float64)
+    w = torch.randn(dim, generator=gen, dtype=torch.float64, device=gen.device)
     w = w / w.norm()
-    x = spread * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    x = spread * torch.randn(n, dim, generator=gen, dtype=torch.float64, device=gen.device)
     s = x @ w
     y = (s > 0).long()
     # make sure both classes exist
@@ -218,13 +222,18 @@ def two_moons(
     noise = check_float(noise, "noise", minimum=0.0)
     n0 = n // 2
     n1 = n - n0
-    t0 = torch.linspace(0, math.pi, n0, dtype=torch.float64)
-    t1 = torch.linspace(0, math.pi, n1, dtype=torch.float64)
+    t0 = torch.linspace(0, math.pi, n0, dtype=torch.float64, device=gen.device)
+    t1 = torch.linspace(0, math.pi, n1, dtype=torch.float64, device=gen.device)
     a = torch.stack([torch.cos(t0), torch.sin(t0)], 1)
     b = torch.stack([1 - torch.cos(t1), 0.5 - torch.sin(t1)], 1)
-    x = torch.cat([a, b]) + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
-    y = torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n1, dtype=torch.long)])
-    perm = torch.randperm(n, generator=gen)
+    x = torch.cat([a, b]) + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64, device=gen.device)
+    y = torch.cat(
+        [
+            torch.zeros(n0, dtype=torch.long, device=gen.device),
+            torch.ones(n1, dtype=torch.long, device=gen.device),
+        ]
+    )
+    perm = torch.randperm(n, generator=gen, device=gen.device)
     return _out(x[perm], y[perm], dtype, device)
 
 
@@ -244,11 +253,11 @@ def spirals(
     num_classes = check_int(num_classes, "num_classes", minimum=2)
     turns = check_float(turns, "turns", positive=True)
     noise = check_float(noise, "noise", minimum=0.0)
-    y = torch.arange(n) % num_classes
-    r = torch.rand(n, generator=gen, dtype=torch.float64)
+    y = torch.arange(n, device=gen.device) % num_classes
+    r = torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device)
     theta = 2 * math.pi * (turns * r + y.to(torch.float64) / num_classes)
     x = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1)
-    x = x + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    x = x + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64, device=gen.device)
     return _out(x, y.long(), dtype, device)
 
 
@@ -266,9 +275,9 @@ def circle(
     n = check_int(n, "n", minimum=1)
     radius = check_float(radius, "radius", positive=True)
     if random:
-        theta = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+        theta = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device)
     else:
-        theta = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+        theta = torch.arange(n, dtype=torch.float64, device=gen.device) * (2 * math.pi / n)
     x = radius * torch.stack([torch.cos(theta), torch.sin(theta)], 1)
     return Dataset(x.to(device=device, dtype=dtype), theta.to(device=device, dtype=dtype), {})
 
@@ -287,7 +296,7 @@ def sphere(
     n = check_int(n, "n", minimum=1)
     dim = check_int(dim, "dim", minimum=2)
     radius = check_float(radius, "radius", positive=True)
-    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64, device=gen.device)
     x = radius * x / x.norm(dim=1, keepdim=True)
     return Dataset(x.to(device=device, dtype=dtype), x[:, -1].to(device=device, dtype=dtype), {})
 
@@ -335,7 +344,7 @@ def modular_arithmetic(
     check_choice(op, "op", tuple(_OPS))
     check_choice(encoding, "encoding", ("onehot", "index"))
     train_fraction = check_float(train_fraction, "train_fraction", minimum=0.0, maximum=1.0)
-    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = torch.meshgrid(torch.arange(p, device="cpu"), torch.arange(p, device="cpu"), indexing="ij")
     a, b = a.reshape(-1), b.reshape(-1)
     if op == "div":
         keep = b != 0
@@ -345,7 +354,7 @@ def modular_arithmetic(
         x = torch.cat([torch.nn.functional.one_hot(a, p), torch.nn.functional.one_hot(b, p)], 1).to(dtype)
     else:
         x = torch.stack([a, b], 1)
-    perm = torch.randperm(len(c), generator=gen)
+    perm = torch.randperm(len(c), generator=gen, device=gen.device)
     n_train = int(round(train_fraction * len(c)))
     if not 0 < n_train < len(c):
         raise ValueError(f"`train_fraction`={train_fraction} leaves an empty train or test set")
@@ -383,7 +392,7 @@ def teacher_student(
     dim = check_int(dim, "dim", minimum=1)
     outputs = check_int(outputs, "outputs", minimum=1)
     noise = check_float(noise, "noise", minimum=0.0)
-    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64, device=gen.device)
     info: dict[str, Any] = {}
     if isinstance(teacher, torch.nn.Module):
         from ._model import eval_mode
@@ -410,18 +419,22 @@ def teacher_student(
             y = y[:, None]
     else:
         check_choice(teacher, "teacher", ("linear", "relu", "quadratic"))
-        beta = torch.randn(dim, outputs, generator=gen, dtype=torch.float64)
+        beta = torch.randn(dim, outputs, generator=gen, dtype=torch.float64, device=gen.device)
         info["beta"] = beta
         if teacher == "linear":
             y = x @ beta / math.sqrt(dim)
         elif teacher == "quadratic":
             y = (x @ beta) ** 2 / (2 * dim)
         else:
-            w1 = torch.randn(dim, hidden, generator=gen, dtype=torch.float64) / math.sqrt(dim)
-            w2 = torch.randn(hidden, outputs, generator=gen, dtype=torch.float64) * math.sqrt(2.0 / hidden)
+            w1 = torch.randn(dim, hidden, generator=gen, dtype=torch.float64, device=gen.device) / math.sqrt(
+                dim
+            )
+            w2 = torch.randn(
+                hidden, outputs, generator=gen, dtype=torch.float64, device=gen.device
+            ) * math.sqrt(2.0 / hidden)
             y = torch.relu(x @ w1) @ w2
             info.update(w1=w1, w2=w2)
-    y = y + noise * torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    y = y + noise * torch.randn(y.shape, generator=gen, dtype=torch.float64, device=gen.device)
     return Dataset(x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype), info)
 
 
@@ -481,12 +494,12 @@ def train_test_split(data, test_fraction: float = 0.25, *, stratify: bool = True
         test_idx = []
         for c in torch.unique(y).tolist():
             idx = torch.nonzero(y.cpu() == c).flatten()
-            idx = idx[torch.randperm(len(idx), generator=gen)]
+            idx = idx[torch.randperm(len(idx), generator=gen, device=gen.device)]
             test_idx.append(idx[: int(round(test_fraction * len(idx)))])
         test = torch.cat(test_idx)
     else:
-        test = torch.randperm(n, generator=gen)[: int(round(test_fraction * n))]
-    mask = torch.zeros(n, dtype=torch.bool)
+        test = torch.randperm(n, generator=gen, device=gen.device)[: int(round(test_fraction * n))]
+    mask = torch.zeros(n, dtype=torch.bool, device=gen.device)
     mask[test] = True
     if mask.all() or not mask.any():
         raise ValueError(f"`test_fraction`={test_fraction} leaves an empty train or test set")

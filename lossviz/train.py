@@ -458,7 +458,7 @@ def fit(
             if bs >= n:
                 yield x, y
             else:
-                perm = torch.randperm(n, generator=gen).to(device)
+                perm = torch.randperm(n, generator=gen, device=gen.device).to(device)
                 for i in range(per_epoch):
                     idx = perm[i * bs : (i + 1) * bs]
                     yield map_inputs(x, lambda t, idx=idx: t[idx]), (None if y is None else y[idx])

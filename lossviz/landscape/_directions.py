@@ -183,7 +183,7 @@ def random_directions(
         d = {}
         for name, p in model.named_parameters():
             # draw for every parameter so the stream does not depend on the ignore policy
-            raw = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            raw = torch.randn(p.shape, generator=gen, dtype=torch.float64, device=gen.device)
             skip = (
                 ("bias" in ignore and p.ndim <= 1 and name.endswith("bias"))
                 or name in norm_names

@@ -236,7 +236,9 @@ def weight_matching(
     if check:
         dtype, dev = lb[0].weight.dtype, lb[0].weight.device
         g = torch.Generator().manual_seed(seed)
-        x = torch.randn(16, lb[0].in_features, generator=g, dtype=torch.float64).to(device=dev, dtype=dtype)
+        x = torch.randn(16, lb[0].in_features, generator=g, dtype=torch.float64, device=g.device).to(
+            device=dev, dtype=dtype
+        )
         with eval_mode(model_b), eval_mode(out), torch.no_grad():
             ya, yb = model_b(x), out(x)
         tol = 1e-4 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9

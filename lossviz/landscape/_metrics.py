@@ -67,7 +67,7 @@ def check_metrics(metrics, loss_fn=None) -> dict[str, MetricFn]:
 
 def _metric_scalar(value, name: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
-        value = torch.as_tensor(value, dtype=torch.float64)
+        value = torch.as_tensor(value, dtype=torch.float64, device="cpu")
     return loss_scalar(value, name).to(torch.float64)
 
 

@@ -44,7 +44,7 @@ def _eval(loss_fn: LossFn, logits: torch.Tensor, targets: torch.Tensor, params: 
             out = loss_fn(logits, targets, reduction="none", **params)
         else:
             out = loss_fn(logits, targets, **params)
-    out = torch.as_tensor(out)
+    out = out if isinstance(out, torch.Tensor) else torch.as_tensor(out, device=logits.device)
     if out.shape != (logits.shape[0],):
         raise ValueError(
             f"`loss_fn` must return one loss per sample (shape ({logits.shape[0]},)) with reduction='none', "
@@ -99,8 +99,10 @@ def logit_surface(
     num = check_int(num, "num", minimum=2)
     axis = np.linspace(-extent, extent, num)
     g1, g2 = np.meshgrid(axis, axis, indexing="ij")
-    logits = torch.tensor(np.stack([np.zeros(g1.size), g1.ravel(), g2.ravel()], axis=1), dtype=dtype)
-    targets = torch.zeros(g1.size, dtype=torch.long)
+    logits = torch.tensor(
+        np.stack([np.zeros(g1.size), g1.ravel(), g2.ravel()], axis=1), dtype=dtype, device="cpu"
+    )
+    targets = torch.zeros(g1.size, dtype=torch.long, device="cpu")
     values = _eval(loss_fn, logits, targets, params).reshape(num, num)
     return LossSurface(
         d1=axis, d2=axis.copy(), values=values, params=dict(params), loss=getattr(loss_fn, "__name__", "loss")
@@ -155,9 +157,9 @@ def margin_curves(
     vals = np.asarray(values, dtype=np.float64).ravel()
     if vals.size == 0:
         raise ValueError("`values` must not be empty")
-    logits = torch.zeros(m.size, num_classes, dtype=dtype)
-    logits[:, 0] = torch.as_tensor(m, dtype=dtype)
-    targets = torch.zeros(m.size, dtype=torch.long)
+    logits = torch.zeros(m.size, num_classes, dtype=dtype, device="cpu")
+    logits[:, 0] = torch.as_tensor(m, dtype=dtype, device="cpu")
+    targets = torch.zeros(m.size, dtype=torch.long, device="cpu")
     out = np.stack([_eval(loss_fn, logits, targets, {**fixed, param_name: float(v)}) for v in vals])
     return MarginCurves(
         margins=m,

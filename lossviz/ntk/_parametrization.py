@@ -264,7 +264,7 @@ def _check_chain(model: nn.Module, linears: list[nn.Module], act: str) -> None:
 
     w = linears[0].weight
     d = linears[0].in_features
-    x = torch.randn(8, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.randn(8, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64, device="cpu")
     x = x.to(dtype=w.dtype if w.is_floating_point() else None, device=w.device)
     phi = models.activation(act)
     with eval_mode(model), torch.no_grad():

@@ -46,9 +46,9 @@ def random_features(
         num_features = check_int(num_features, "num_features", minimum=1)
         std = 1 / math.sqrt(d) if weight_std is None else check_float(weight_std, "weight_std", positive=True)
         gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-        weights = (torch.randn(num_features, d, generator=gen, dtype=torch.float64) * std).to(
-            x.device, x.dtype
-        )
+        weights = (
+            torch.randn(num_features, d, generator=gen, dtype=torch.float64, device=gen.device) * std
+        ).to(x.device, x.dtype)
     else:
         weights = check_tensor(weights, "weights", ndim=2, floating=True)
         if weights.shape[1] != d:
