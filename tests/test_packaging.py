@@ -30,10 +30,18 @@ def _conda(path: Path) -> tuple[dict[str, str], list]:
     return deps, pip
 
 
-def _extra(data, name: str) -> dict[str, str]:
-    """An extra's requirements, without the self-references (``lossviz[lab]``)."""
+def _extra(data, name: str, include: bool = False) -> dict[str, str]:
+    """An extra's requirements, without the self-references (``lossviz[lab]``), or with the
+    requirements of the extras they name (``include``; ``lab`` is checked as runtime)."""
     reqs = data["optional-dependencies"][name]
-    return dict(_req(s) for s in reqs if not s.startswith("lossviz["))
+    out = dict(_req(s) for s in reqs if not s.startswith("lossviz["))
+    if include:
+        for s in reqs:
+            if s.startswith("lossviz["):
+                for other in s[len("lossviz[") : -1].split(","):
+                    if other.strip() != "lab":
+                        out |= _extra(data, other.strip(), include=True)
+    return out
 
 
 def _pyproject():
@@ -41,7 +49,7 @@ def _pyproject():
     runtime = dict(_req(s) for s in data["dependencies"])
     # conda environments carry the notebook extra too: they are for running the notebooks
     runtime |= _extra(data, "lab")
-    test = _extra(data, "test")
+    test = _extra(data, "test", include=True)
     return data, runtime, test
 
 
@@ -124,7 +132,6 @@ def test_repo2docker_picks_python_311(tmp_path):
     """`repo2docker --no-build --debug` on the repository (no Docker needed) must say 3.11."""
     import shutil
     import subprocess
-
     import sys
 
     beside = Path(sys.executable).parent / "repo2docker"
@@ -281,5 +288,7 @@ def test_changelog_has_the_current_and_a_dated_release_section():
     text = (ROOT / "CHANGELOG.md").read_text()
     heads = re.findall(r"^## (.+)$", text, re.M)
     base = re.match(r"\d+\.\d+\.\d+", lossviz.__version__).group(0)
-    assert heads and base.rsplit(".", 1)[0] in heads[0], f"first section {heads[0]!r} is not {lossviz.__version__}"
+    assert heads and base.rsplit(".", 1)[0] in heads[0], (
+        f"first section {heads[0]!r} is not {lossviz.__version__}"
+    )
     assert any(re.fullmatch(r"0\.1\.0 - \d{4}-\d{2}-\d{2}", h) for h in heads), heads
