@@ -284,12 +284,16 @@ def _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk,
     def point(p, x, y):
         out = batches.forward(model, x, {**fixed, **p})
         loss = loss_scalar(loss_fn(out, y))
-        vals = [torch.as_tensor(metrics[k](out, y), dtype=torch.float64).reshape(()) for k in names]
+        vals = [
+            torch.as_tensor(metrics[k](out, y), dtype=torch.float64, device=out.device).reshape(())
+            for k in names
+        ]
         return (loss, *vals)
 
     batched = torch.func.vmap(point, in_dims=(0, None, None))
-    losses = torch.empty(G, dtype=torch.float64)
-    mvals = {k: torch.empty(G, dtype=torch.float64) for k in names}
+    # the grid's results live on the host (numpy/plotting next)
+    losses = torch.empty(G, dtype=torch.float64, device="cpu")
+    mvals = {k: torch.empty(G, dtype=torch.float64, device="cpu") for k in names}
     with torch.no_grad():
         origin = [g for g in range(G) if not np.any(coords[g])]
         for g in origin:  # exact parameters, no arithmetic
@@ -300,7 +304,7 @@ def _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk,
         rest = np.array([g for g in range(G) if np.any(coords[g])], dtype=np.int64)
         for start in tqdm(range(0, len(rest), chunk), desc=desc, disable=not progress, leave=False):
             idx = rest[start : start + chunk]
-            c = torch.as_tensor(coords[idx], dtype=torch.float64)
+            c = torch.as_tensor(coords[idx], dtype=torch.float64, device="cpu")
             params = {}
             for n in moving:
                 t = base[n].unsqueeze(0).expand(len(idx), *base[n].shape).clone()
@@ -313,7 +317,7 @@ def _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk,
                 res = batched(params, x, y)
                 res = [r.to(torch.float64) * w for r in res]
                 tot = res if tot is None else [a + b for a, b in zip(tot, res)]
-            it = torch.as_tensor(idx)
+            it = torch.as_tensor(idx, device="cpu")
             losses[it] = tot[0].cpu()
             for k, v in zip(names, tot[1:]):
                 mvals[k][it] = v.cpu()

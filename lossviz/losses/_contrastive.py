@@ -71,7 +71,7 @@ def nt_xent_similarities(z1: Any, z2: Any, *, normalize: bool = True) -> tuple[t
     n = z1.shape[0]
     sim = z @ z.T
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    pos = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    pos = torch.cat([torch.arange(n, 2 * n, device=z.device), torch.arange(0, n, device=z.device)])
     return sim, pos
 
 

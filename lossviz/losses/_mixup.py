@@ -114,7 +114,7 @@ def mixup(
     # numpy's Beta sampler, seeded from the explicit seed/generator (torch's Beta takes no generator)
     if generator is None:
         generator = torch.default_generator
-    np_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    np_seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     rng = np.random.default_rng(np_seed)
     lam64 = torch.from_numpy(rng.beta(alpha, alpha, size=n if per_sample else 1))
     lam64 = lam64 if per_sample else lam64.expand(n)

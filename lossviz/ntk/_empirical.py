@@ -622,7 +622,7 @@ def _compute(
             with torch.no_grad():  # the first forward: a wrong input shape is named here
                 probe = fwd({**all_params, **buffers}, place(slice_inputs(x1, 0, 1)))
             o_probe = int(probe.numel())
-            itemsize = torch.empty((), dtype=dtype).element_size()
+            itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
             per_sample = max(1, o_probe * num_params * itemsize)
             chunk = max(1, min(input_size(x1), max_block_bytes // per_sample))
         else:
