@@ -88,6 +88,16 @@ def _decode(desc, arrays):
     raise ValueError(f"unknown field kind {kind!r} in a saved result")
 
 
+def require_extra(module: str, extra: str, purpose: str):
+    """Import an optional dependency, or raise an ImportError that names the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f'{purpose} needs the optional package `{module}`: pip install "lossviz[{extra}]"'
+        ) from exc
+
+
 def _class_path(cls) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
@@ -135,39 +145,68 @@ class Result:
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the result to ``path`` in a portable format: one ``.npz`` file.
+    def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
+        """Write the result to ``path`` in a portable format: one ``.npz`` (default) or HDF5 file.
 
         Arrays and tensors are stored as NumPy arrays; everything else (the settings,
         diagnostics, the result's class and each tensor's dtype) as JSON metadata inside the same
         file (key ``__lossviz__``), readable without lossviz by ``numpy.load``. Returns the path
         written (``.npz`` is appended when missing). Load it with :meth:`load`.
+
+        ``format="hdf5"`` (or a path ending in ``.h5`` / ``.hdf5``) writes an HDF5 file instead
+        (needs ``h5py``: ``pip install "lossviz[export]"``): one dataset per array, named by its
+        field path (``metrics.acc``), and the same JSON metadata in the root attribute
+        ``__lossviz__``; readable by ``h5py``, HDFView, ParaView or MATLAB.
         """
         path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
+        if format is None:
+            format = "hdf5" if path.suffix in (".h5", ".hdf5") else "npz"
+        if format not in ("npz", "hdf5"):
+            raise ValueError(f"`format` must be 'npz' or 'hdf5', got {format!r}")
         arrays: dict = {}
         meta = {
             "format": FORMAT,
             "class": _class_path(type(self)),
             "fields": _encode_fields(self, "", arrays),
         }
+        if format == "hdf5":
+            h5py = require_extra("h5py", "export", "writing HDF5 files")
+            if path.suffix not in (".h5", ".hdf5"):
+                path = path.with_name(path.name + ".h5")
+            with h5py.File(path, "w") as f:
+                f.attrs["__lossviz__"] = json.dumps(meta)
+                for k, a in arrays.items():
+                    f.create_dataset(k, data=np.asarray(a), compression="gzip" if np.ndim(a) else None)
+            return path
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         np.savez_compressed(path, __lossviz__=np.array(json.dumps(meta)), **arrays)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike):
-        """Read a result written by :meth:`save` (tensors come back as tensors of their dtype)."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            if "__lossviz__" not in data:
-                raise ValueError(f"`path` {str(path)!r} is not a file written by Result.save")
-            meta = json.loads(str(data["__lossviz__"]))
-            if meta.get("format") != FORMAT:
-                raise ValueError(
-                    f"`path` {str(path)!r} has format {meta.get('format')!r}, expected {FORMAT!r}"
+        """Read a result written by :meth:`save` (``.npz`` or HDF5; tensors come back as tensors
+        of their dtype)."""
+        path = Path(path)
+        if path.suffix in (".h5", ".hdf5"):
+            h5py = require_extra("h5py", "export", "reading HDF5 files")
+            with h5py.File(path, "r") as f:
+                if "__lossviz__" not in f.attrs:
+                    raise ValueError(f"`path` {str(path)!r} is not a file written by Result.save")
+                meta = json.loads(str(f.attrs["__lossviz__"]))
+                arrays: dict = {}
+                f.visititems(
+                    lambda k, obj: arrays.update({k: obj[()]}) if isinstance(obj, h5py.Dataset) else None
                 )
-            target = _import_class(meta["class"])
-            if cls is not Result and not issubclass(target, cls):
-                raise TypeError(f"`path` holds a {target.__name__}, not a {cls.__name__}")
-            arrays = {k: data[k] for k in data.files if k != "__lossviz__"}
-            return target(**{k: _decode(d, arrays) for k, d in meta["fields"].items()})
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                if "__lossviz__" not in data:
+                    raise ValueError(f"`path` {str(path)!r} is not a file written by Result.save")
+                meta = json.loads(str(data["__lossviz__"]))
+                arrays = {k: data[k] for k in data.files if k != "__lossviz__"}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"`path` {str(path)!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+        target = _import_class(meta["class"])
+        if cls is not Result and not issubclass(target, cls):
+            raise TypeError(f"`path` holds a {target.__name__}, not a {cls.__name__}")
+        return target(**{k: _decode(d, arrays) for k, d in meta["fields"].items()})

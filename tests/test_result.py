@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
@@ -43,10 +44,13 @@ def _example():
     )
 
 
-def test_round_trip_keeps_types_dtypes_and_values(tmp_path):
+@pytest.mark.parametrize("fmt", ["npz", "hdf5"])
+def test_round_trip_keeps_types_dtypes_and_values(tmp_path, fmt):
+    if fmt == "hdf5":
+        pytest.importorskip("h5py")
     r = _example()
-    path = r.save(tmp_path / "res")
-    assert path.suffix == ".npz"
+    path = r.save(tmp_path / "res", format=fmt)
+    assert path.suffix == (".npz" if fmt == "npz" else ".h5")
     back = Outer.load(path)
     assert isinstance(back, Outer) and isinstance(back.inner, Inner)
     assert np.array_equal(back.grid, r.grid) and torch.equal(back.loss, r.loss)
@@ -55,8 +59,30 @@ def test_round_trip_keeps_types_dtypes_and_values(tmp_path):
     assert back.steps == (1, 2, 3) and back.converged is True and back.dtype is torch.float32
     assert back.inner.note == "hi" and back.missing is None
     # readable without lossviz
-    with np.load(path) as data:
-        assert "__lossviz__" in data.files
+    if fmt == "npz":
+        with np.load(path) as data:
+            assert "__lossviz__" in data.files
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            assert "__lossviz__" in f.attrs and np.array_equal(f["grid"][()], r.grid)
+            assert np.array_equal(f["settings.dirs.0"][()], np.eye(2))
+
+
+def test_hdf5_by_suffix_and_the_missing_extra(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    import sys
+
+    path = _example().save(tmp_path / "res.hdf5")
+    assert path.name == "res.hdf5" and torch.equal(Outer.load(path).loss, _example().loss)
+    with pytest.raises(ValueError, match="format"):
+        _example().save(tmp_path / "x", format="csv")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ImportError, match=r"lossviz\[export\]"):
+        _example().save(tmp_path / "y.h5")
+    with pytest.raises(ImportError, match=r"lossviz\[export\]"):
+        Outer.load(path)
 
 
 def test_save_and_load_refuse_what_they_cannot_do(tmp_path):
@@ -83,6 +109,10 @@ def test_real_results_round_trip(tmp_path):
     plane = landscape.plane(net, torch.nn.functional.mse_loss, (x, y), steps=5, seed=0)
     back = type(plane).load(plane.save(tmp_path / "plane"))
     assert np.array_equal(np.asarray(back.loss), np.asarray(plane.loss))
+    if importlib.util.find_spec("h5py") is not None:
+        back = type(plane).load(plane.save(tmp_path / "plane.h5"))
+        assert np.array_equal(np.asarray(back.loss), np.asarray(plane.loss))
+        assert np.array_equal(back.alphas, plane.alphas) and back.origin_index == plane.origin_index
     top = curvature.top_eigenvalues(net, torch.nn.functional.mse_loss, (x, y), k=1, seed=0)
     again = type(top).load(top.save(tmp_path / "top"))
     assert np.allclose(np.asarray(again.eigenvalues), np.asarray(top.eigenvalues))

@@ -18,7 +18,9 @@ Modules (private; use the names below):
 * ``_interpolate`` the straight path between two models and its barrier (Frankle et al. 2020);
 * ``_trajectory`` optimiser paths projected on PCA or given directions;
 * ``_matching`` weight matching (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin);
-* ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024).
+* ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024);
+* ``_export`` planes and trajectories as VTK files for ParaView (``to_vtk``; every result also
+  saves to ``.npz`` or HDF5 with ``Result.save``).
 
 The large-step logistic-regression set-up of notebook L01 (Tyurin 2025) moved to
 :mod:`lossviz.papers.l01_large_step_logistic`; its old names here still work for one release
@@ -34,6 +36,7 @@ The large-step logistic-regression set-up of notebook L01 (Tyurin 2025) moved to
 
 from .._deprecate import moved
 from ._directions import Directions, as_directions, random_directions
+from ._export import to_vtk
 from ._grid import Line, Plane, cpu_workers, grid_axis, line, plane
 from ._interpolate import Interpolation, interpolate
 from ._matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
@@ -59,6 +62,7 @@ from .plotting import (
 )
 
 __all__ = [
+    "to_vtk",
     "Directions",
     "random_directions",
     "as_directions",
