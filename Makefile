@@ -25,7 +25,7 @@ PYDIRS := $(wildcard lossviz tests benchmarks scripts)
 
 SEEDS ?= 0-19
 
-.PHONY: lab test test-unit test-notebooks test-seeds lint format install venv clean figure bench site test-browser
+.PHONY: test-gpu lab test test-unit test-notebooks test-seeds lint format install venv clean figure bench site test-browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,18 @@ test-notebooks: install
 # hold at any seed (CONVENTIONS 5b). Too long for `make test`; writes test-artifacts/seeds.md.
 test-seeds: install
 	$(BIN)/python scripts/test_seeds.py --seeds "$(SEEDS)" --workers $(WORKERS) $(NOTEBOOKS)
+
+# On a machine with a CUDA GPU: the unit tests and every notebook (quick mode) with
+# LOSSVIZ_DEVICE=cuda, then the GPU benchmark (benchmarks/gpu.py -> test-artifacts/gpu-bench.md).
+# Without a GPU it says so and exits 0.
+test-gpu: install
+	@if ! $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+	  echo "make test-gpu: no CUDA device (torch.cuda.is_available() is False): skipped"; exit 0; fi; \
+	set -e; \
+	LOSSVIZ_DEVICE=cuda MPLBACKEND=Agg $(BIN)/python -m pytest -n 1 --doctest-modules tests lossviz; \
+	LOSSVIZ_DEVICE=cuda LOSSVIZ_QUICK=1 $(BIN)/python -m pytest -n 1 --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks; \
+	$(BIN)/python benchmarks/gpu.py --device cuda --out test-artifacts/gpu-bench.md
 
 # Widgets in a real browser (JupyterLab + headless Chromium via Playwright). Needs Debian's
 # chromium (apt-get install chromium); `make test` runs it too when both are present.
