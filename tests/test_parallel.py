@@ -56,7 +56,7 @@ def dask_client():
     """A local 2-worker Dask cluster (separate processes, one thread each), shared by this module."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         with distributed.Client(cluster) as client:
             yield client
