@@ -60,7 +60,7 @@ test-notebooks: install
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks
 
 # Every notebook under every seed of SEEDS (quick mode, WORKERS at a time): the claim checks must
-# hold at any seed (CONVENTIONS 5b). Too long for `make test`; writes test-artifacts/seeds.md.
+# hold at any seed (CONTRIBUTING.md). Too long for `make test`; writes test-artifacts/seeds.md.
 test-seeds: install
 	$(BIN)/python scripts/test_seeds.py --seeds "$(SEEDS)" --workers $(WORKERS) $(NOTEBOOKS)
 

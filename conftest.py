@@ -52,7 +52,7 @@ def pytest_runtest_makereport(item, call):
             report.outcome = "failed"
             report.longrepr = (
                 f"{nb}: quick-mode wall time {total:.1f} s exceeds the budget of {BUDGET:.0f} s "
-                "(CONVENTIONS.md section 5); make quick mode smaller"
+                "(CONTRIBUTING.md); make quick mode smaller"
             )
 
 

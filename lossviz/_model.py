@@ -1,6 +1,6 @@
 """Working on a user's model without changing it, and handling data batches.
 
-Two rules from CONVENTIONS.md section 3 live here:
+Two rules from CONTRIBUTING.md live here:
 
 * the model is evaluated functionally (``torch.func.functional_call``) with tensors that are
   *not* its parameters, so parameters, ``requires_grad`` and ``.grad`` are never touched;

@@ -1,4 +1,4 @@
-"""Lint notebooks against the structure of CONVENTIONS.md section 5 (used by tests and ``make lint``).
+"""Lint notebooks against the structure of CONTRIBUTING.md (used by tests and ``make lint``).
 
 Run as ``python -m lossviz._nblint notebooks``; prints one line per problem, exits 1 on any.
 A superset of the shared ``nbcheck.py`` checks, kept in the project so tests do not depend on

@@ -1,6 +1,6 @@
 """Test helpers: prove that a lossviz call leaves the user's model exactly as it was.
 
-CONVENTIONS.md section 3: after any lossviz call the model's parameters (bitwise),
+CONTRIBUTING.md: after any lossviz call the model's parameters (bitwise),
 ``requires_grad`` flags, ``.grad`` fields, every submodule's ``.training`` flag and all buffers
 (BatchNorm running statistics, ``num_batches_tracked``) are unchanged.
 

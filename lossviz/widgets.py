@@ -1,6 +1,6 @@
 """Widget helpers: log sliders, error output, debounce, panels and cached sweeps.
 
-The widget rules (CONVENTIONS.md section 6):
+The widget rules (CONTRIBUTING.md):
 
 * cheap views update live; a value change re-renders by updating an *existing* plotly
   ``FigureWidget`` inside ``fig.batch_update()`` (one message to the browser), never by

@@ -221,3 +221,25 @@ def test_no_min_max_parameter_names_in_public_functions():
                     continue
                 bad += [f"{fam}.{name}({p})" for p in params if p in ("min", "max")]
     assert not bad, f"`min`/`max` shadow builtins: {bad}"
+
+
+def test_no_reference_to_files_users_do_not_have():
+    """Contributors' rules live in CONTRIBUTING.md and ARCHITECTURE.md, not in files outside the repo."""
+    REPO = Path(__file__).resolve().parents[1]
+    bad = []
+    for path in REPO.rglob("*"):
+        if not path.is_file() or any(
+            p in {".venv", ".git", "build", "site", "test-artifacts", "node_modules"}
+            for p in path.relative_to(REPO).parts
+        ):
+            continue
+        if (
+            path.suffix not in {".py", ".md", ".ipynb", ".toml", ".yml", ".cff", ".cfg", ".txt"}
+            and path.name != "Makefile"
+        ):
+            continue
+        text = path.read_text(errors="ignore")
+        for needle in ("../shared", "CONVENTIONS.md", "CURRICULUM.md", "REVIEW.md"):
+            if needle in text and path.name != "test_architecture.py":
+                bad.append(f"{path.relative_to(REPO)}: {needle}")
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""Every committed notebook follows CONVENTIONS.md section 5; the lint and the budget can fail."""
+"""Every committed notebook follows CONTRIBUTING.md; the lint and the budget can fail."""
 
 import json
 import subprocess

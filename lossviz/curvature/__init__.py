@@ -32,7 +32,7 @@ Conventions (all explicit arguments with documented defaults):
 * Every stochastic estimate takes ``seed`` (random vectors are drawn on the CPU from a
   ``torch.Generator`` in float64, then cast, so results do not depend on the device).
 
-The user's model is never changed (CONVENTIONS section 3): parameters are detached copies passed
+The user's model is never changed (CONTRIBUTING.md): parameters are detached copies passed
 to :func:`torch.func.functional_call`, mode flags are restored in ``finally``.
 
 Where each method lives (one private module per method, each citing its paper)

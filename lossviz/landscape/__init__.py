@@ -5,7 +5,7 @@ Every compute function returns a frozen result (arrays + settings + diagnostics)
 user's model exactly as it was; results with a picture have ``.plot(backend=..., ax=None, **kw)``
 and the drawing functions (:mod:`lossviz.landscape.plotting`) take results and return figures.
 
-Conventions (CONVENTIONS.md sections 3-4): Gaussian directions, filter-normalised by default, with
+Conventions (CONTRIBUTING.md): Gaussian directions, filter-normalised by default, with
 biases and normalisation-layer parameters fixed (``ignore=("bias", "norm")``); grid coordinates
 returned as explicit arrays with ``indexing="ij"``; the original model is the grid point (0, 0) and
 is evaluated; interpolation includes both end points. Losses at every point come from the one

@@ -43,7 +43,7 @@ Paper code moved to :mod:`lossviz.papers` (old names work for one release, with 
 ``DeprecationWarning``): ``CenteredTwoLayer``, ``TwoLayerRun``, ``train_two_layer`` ->
 :mod:`lossviz.papers.k02_grokking_lazy_rich`.
 
-Conventions (CONVENTIONS.md section 4)
+Conventions (CONTRIBUTING.md)
 --------------------------------------
 * ``parametrization``: ``"ntk"`` (``(sigma_w / sqrt(fan_in)) W x + sigma_b b``, ``W, b ~ N(0, 1)``),
   ``"standard"`` (``W ~ N(0, sigma_w^2 / fan_in)``, no multipliers) or ``"mup"`` (NTK with the
