@@ -257,10 +257,10 @@ def trainability(
         that the tests compare with autograd).
     executor : concurrent.futures-style executor, optional
         Run the chunks of cells (the tiles) on a process pool, a Dask ``distributed.Client`` or
-        Ray's executor adapter instead of this process's threads (``workers`` is then ignored and
-        reported as 1; each tile runs with one torch thread). The map is stitched in order and is
-        bit-for-bit the one-process map: every chunk has the same cells, data and initialisation.
-        See :mod:`lossviz.parallel`.
+        Ray instead of this process's threads (``workers`` is then ignored and reported as 1;
+        each tile runs with one torch thread). The map is stitched in order and is bit-for-bit
+        the one-process map: every chunk has the same cells, data and initialisation. See
+        :mod:`lossviz.parallel`.
     cache : directory or :class:`lossviz.parallel.TileCache`, optional
         Finished chunks are stored there under a key made of every setting above, so an
         interrupted map resumes computing only the missing chunks.
