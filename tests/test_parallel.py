@@ -174,3 +174,28 @@ def test_tile_keys_are_exact_and_stable():
     assert parallel.tile_key("a", 0.1) != parallel.tile_key("a", 0.1000000001)
     assert parallel.tile_key({"b": 1, "a": 2}, (1, 2)) == parallel.tile_key({"a": 2, "b": 1}, (1, 2))
     assert parallel.tile_key("a", np.arange(3)) != parallel.tile_key("a", np.arange(3.0))
+
+
+def _plane_setup():
+    from lossviz.testing import BNDropoutNet
+
+    net = BNDropoutNet(4, 8, 3, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(48, 4, generator=g), torch.randint(0, 3, (48,), generator=g)
+    kw = dict(steps=(7, 5), seed=0, engine="loop", metrics={"acc": landscape.accuracy_metric})
+    return net, (x, y), kw
+
+
+def test_plane_on_dask_and_threads_equals_the_one_process_plane_bit_for_bit(dask_client):
+    from lossviz.testing import assert_model_unchanged
+
+    net, data, kw = _plane_setup()
+    ce = torch.nn.functional.cross_entropy
+    ref = landscape.plane(net, ce, data, workers=1, **kw)
+    with assert_model_unchanged(net):
+        on_dask = landscape.plane(net, ce, data, executor=dask_client, **kw)
+        with ThreadPoolExecutor(3) as ex:
+            on_threads = landscape.plane(net, ce, data, executor=ex, **kw)
+    for out in (on_dask, on_threads):
+        assert np.array_equal(out.loss, ref.loss) and np.array_equal(out.metrics["acc"], ref.metrics["acc"])
+        assert out.origin_loss == ref.origin_loss and out.origin_index == ref.origin_index

@@ -491,6 +491,34 @@ def line(
     )
 
 
+def _plane_tile(model, loss_fn, data, vectors, metrics, engine, coords):
+    """One tile (grid rows ``coords``) of :func:`plane`, on one thread, from picklable pieces.
+
+    Works on a private copy of the module, so tiles sharing one model object (a thread pool) never
+    switch the user's model between train and eval mode under each other."""
+    model = _private_copy(model) or model
+    batches = _prepare(model, loss_fn, data, engine)
+    with eval_mode(model):
+        loss, mvals, _ = _grid_eval(
+            model, loss_fn, batches, parameters_of(model), vectors, coords, metrics, 1, False, "plane", engine
+        )
+    return loss, mvals
+
+
+def _plane_on_executor(executor, model, loss_fn, data, directions, coords, row, metrics, engine, progress):
+    """:func:`plane`'s grid as tiles of ``row`` points on ``executor``, stitched in order."""
+    import functools
+
+    from .. import parallel
+
+    fn = functools.partial(_plane_tile, model, loss_fn, data, directions.vectors, dict(metrics), engine)
+    tiles = [coords[a : a + row] for a in range(0, coords.shape[0], row)]
+    parts = parallel.map_tiles(fn, tiles, executor=executor, progress=progress, desc="plane")
+    loss = np.concatenate([p[0] for p in parts])
+    mvals = {k: np.concatenate([p[1][k] for p in parts]) for k in metrics}
+    return loss, mvals, 1
+
+
 def plane(
     model: nn.Module,
     loss_fn: LossFn,
@@ -507,6 +535,7 @@ def plane(
     workers: int | None = None,
     engine: str = "auto",
     progress: bool = False,
+    executor=None,
 ) -> Plane:
     r"""Loss on a 2-D slice :math:`L(\theta + \alpha d_1 + \beta d_2)` (Li et al. 2018).
 
@@ -539,6 +568,12 @@ def plane(
         GPUs; needs a vmappable model and loss). ``"auto"``: loop on CPU, vmap otherwise.
     progress : bool
         tqdm progress bar.
+    executor : concurrent.futures-style executor, optional
+        Evaluate the rows of the grid (one tile per ``alpha``) on a process pool or a Dask
+        ``distributed.Client`` (:mod:`lossviz.parallel`); the model, ``loss_fn``, ``data``,
+        directions and metrics are pickled to the workers (module-level functions, not lambdas),
+        each row runs on one thread there (``workers`` is ignored), and the stitched plane is
+        bit-for-bit the one-process plane with ``engine="loop"``.
 
     Returns
     -------
@@ -568,20 +603,25 @@ def plane(
     base = parameters_of(model)
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     coords = np.stack([A.ravel(), B.ravel()], axis=1)
-    with eval_mode(model):
-        loss, mvals, used = _grid_eval(
-            model,
-            loss_fn,
-            batches,
-            base,
-            directions.vectors,
-            coords,
-            metrics,
-            workers,
-            progress,
-            "plane",
-            engine,
+    if executor is not None:
+        loss, mvals, used = _plane_on_executor(
+            executor, model, loss_fn, data, directions, coords, len(betas), metrics, engine, progress
         )
+    else:
+        with eval_mode(model):
+            loss, mvals, used = _grid_eval(
+                model,
+                loss_fn,
+                batches,
+                base,
+                directions.vectors,
+                coords,
+                metrics,
+                workers,
+                progress,
+                "plane",
+                engine,
+            )
     shape = (len(alphas), len(betas))
     loss = loss.reshape(shape)
     mvals = {k: v.reshape(shape) for k, v in mvals.items()}
