@@ -146,7 +146,10 @@ class HessianOperator(CurvatureOperator):
         mode: str = "eval",
         cache_graph: bool | None = None,
     ):
-        check_model_and_loss(model, loss_fn)
+        check_model_and_loss(model, loss_fn)  # also: finite parameters, naming the first bad one
+        from .._validate import check_autograd
+
+        check_autograd("curvature (Hessian-vector products)")
         check_choice(mode, "mode", ("eval", "train"))
         dtype = check_dtype(dtype, "dtype")
         mdtype, device = model_dtype_device(model)
