@@ -20,8 +20,10 @@ Give each worker one thread (``threads_per_worker=1``, ``OMP_NUM_THREADS=1``) so
 do not fight over the cores.
 
 Tileable heavy calls take ``executor=`` and ``cache=`` themselves:
-:func:`lossviz.widgets.sweep` (width, temperature or any other one-knob sweep) and
-:func:`lossviz.landscape.trainability` (chunks of cells).
+:func:`lossviz.widgets.sweep` (width, temperature or any other one-knob sweep),
+:func:`lossviz.landscape.trainability` (chunks of cells; with ``cache=``) and
+:func:`lossviz.landscape.plane` (rows of the grid; no cache: its result depends on a model and
+data that a key cannot name safely).
 
 lossviz schedules nothing itself: the engine does. The results are returned in the order of
 ``tiles``, so the stitched output is identical to the one-process run whatever the engine (``fn``
