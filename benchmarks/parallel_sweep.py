@@ -1,0 +1,121 @@
+"""Benchmark for lossviz.parallel: a trainability map on a local 2-worker Dask cluster.
+
+Fixture: ``landscape.trainability(resolution=R, steps=S)`` (the mean-field net of Sohl-Dickstein
+2024, float32, chunks of 512 cells: ``R*R/512`` tiles). Compared, interleaved in one process
+(every repeat runs each task once, in a freshly shuffled order), medians over the repeats:
+
+* ``serial``: the one-process map on one thread (``workers=1``, ``torch.set_num_threads(1)``);
+* ``dask-2``: the same map with ``executor=`` a ``distributed.Client`` of a
+  ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`` (started once, warmed up
+  once, not timed), each tile on one torch thread;
+* ``spawn-2``: a 2-process ``ProcessPoolExecutor`` (spawn context), also started and warmed once;
+* the control ``burn-serial`` / ``burn-spawn-2``: two calls of a pure-Python loop, one after the
+  other or on the same 2-process pool. It shows how much a second process can gain on the machine
+  at that moment: with other work running (and Linux's autogroup scheduling, which shares the CPU
+  between sessions, not processes) it can be far from 2x whatever lossviz does.
+
+Every parallel map is checked bit-for-bit equal to the serial one. The 1-minute load average is
+printed before and after: on a 2-core machine the speed-up can only approach 2x when it is idle
+(goal >= 1.8x); under load the other processes take the second core.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/parallel_sweep.py [--resolution 96] [--steps 600] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import random
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+BURN = 10_000_000  # about 1 s of pure Python per call on an idle core
+
+from lossviz import landscape  # noqa: E402
+
+
+def burn(n: int) -> float:
+    """Pure-Python CPU work: the ceiling of what two processes can gain on this machine now."""
+    t, s = time.perf_counter(), 0
+    for i in range(n):
+        s += i * i
+    return time.perf_counter() - t
+
+
+def same(a, b) -> bool:
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f), equal_nan=getattr(a, f).dtype.kind == "f")
+        for f in ("converged", "diverged", "score", "diverged_step", "final_loss")
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resolution", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    import distributed
+
+    kw = dict(resolution=args.resolution, steps=args.steps)
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, distributed {distributed.__version__}"
+    )
+    print(f"cores {os.cpu_count()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"load average before: {os.getloadavg()}")
+    cells = args.resolution**2
+    print(
+        f"map {args.resolution}x{args.resolution} = {cells} cells, {args.steps} steps, {-(-cells // 512)} tiles"
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        ref = landscape.trainability(**kw, workers=1)
+        assert same(landscape.trainability(**kw, executor=client), ref), "dask map differs"
+        assert same(landscape.trainability(**kw, executor=pool), ref), "process-pool map differs"
+        tasks = {
+            "serial": lambda: landscape.trainability(**kw, workers=1),
+            "dask-2": lambda: landscape.trainability(**kw, executor=client),
+            "spawn-2": lambda: landscape.trainability(**kw, executor=pool),
+            # the control: no lossviz, no torch; what a 2-process pool gains at all right now
+            "burn-serial": lambda: [burn(BURN), burn(BURN)],
+            "burn-spawn-2": lambda: list(pool.map(burn, [BURN, BURN])),
+        }
+        times = {k: [] for k in tasks}
+        loads = []
+        rng = random.Random(0)
+        pool.submit(burn, 10).result()
+        for _ in range(args.repeats):
+            order = list(tasks)
+            rng.shuffle(order)
+            for k in order:
+                t0 = time.perf_counter()
+                out = tasks[k]()
+                times[k].append(time.perf_counter() - t0)
+                if not k.startswith("burn"):
+                    assert same(out, ref), f"{k} map differs from the serial one"
+            loads.append(os.getloadavg()[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"load average after: {os.getloadavg()}; 1-min load during the repeats: {loads}")
+    print("| task | median s | all runs s | speed-up vs serial |")
+    print("|---|---|---|---|")
+    for k in tasks:
+        runs = ", ".join(f"{t:.2f}" for t in times[k])
+        base = med["burn-serial"] if k.startswith("burn") else med["serial"]
+        print(f"| {k} | {med[k]:.2f} | {runs} | {base / med[k]:.2f}x |")
+    print("bit-for-bit equal to the serial map: yes (every run checked)")
+
+
+if __name__ == "__main__":
+    main()
