@@ -69,7 +69,14 @@ def main(argv=None) -> int:
     (sdist,) = dist.glob("lossviz-*.tar.gz")
     with tarfile.open(sdist) as t:
         names = {Path(*Path(n).parts[1:]).as_posix() for n in t.getnames()}
-    for need in ("LICENSE", "CITATION.cff", "README.md", "CHANGELOG.md", "pyproject.toml", "tests/conftest.py"):
+    for need in (
+        "LICENSE",
+        "CITATION.cff",
+        "README.md",
+        "CHANGELOG.md",
+        "pyproject.toml",
+        "tests/conftest.py",
+    ):
         if need not in names:
             raise SystemExit(f"sdist {sdist.name} lacks {need}")
     venv = work / "venv"
@@ -79,12 +86,16 @@ def main(argv=None) -> int:
         run([py, "-m", "pip", "install", "-q", args.torch_spec])
     report = work / "report.json"
     run([py, "-m", "pip", "install", "-q", "--report", report, wheel])
-    installed = {i["metadata"]["name"].lower().replace("_", "-") for i in json.loads(report.read_text())["install"]}
+    installed = {
+        i["metadata"]["name"].lower().replace("_", "-") for i in json.loads(report.read_text())["install"]
+    }
     bad = installed & JUPYTER_SERVER
     if bad:
         raise SystemExit(f"the core wheel pulled Jupyter server packages: {sorted(bad)}")
     run([py, "-c", SMOKE], cwd=work)
-    print(f"install routes: wheel + sdist + clean venv OK ({len(installed)} packages, {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"install routes: wheel + sdist + clean venv OK ({len(installed)} packages, {time.perf_counter() - t0:.0f} s)"
+    )
     return 0
 
 

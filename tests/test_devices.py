@@ -124,7 +124,9 @@ def _calls():
         "train.fit": fit,
         "data.two_moons": lambda m, x, y: data.two_moons(20, seed=0).x,
         "curvature.trace": lambda m, x, y: curvature.trace(m, ce, (x, y), seed=0).trace,
-        "curvature.spectral_density": lambda m, x, y: curvature.spectral_density(m, ce, (x, y), seed=0).trace_estimate,
+        "curvature.spectral_density": lambda m, x, y: (
+            curvature.spectral_density(m, ce, (x, y), seed=0).trace_estimate
+        ),
     }
 
 
