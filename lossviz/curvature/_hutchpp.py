@@ -38,8 +38,9 @@ otherwise it finishes Hutch++ with ``Q^T H Q``.
 Memory: probes are generated and consumed ``block`` at a time (each drawn in float64 on the CPU,
 then cast to the operator's dtype); Hutch++ keeps the sketch, ``s x n`` entries in the operator's
 dtype (``s = m // 3``, capped by ``sketch_bytes``), orthonormalised in place. Peak beyond the
-operator's own graph: ``s n itemsize + (block + 2) n itemsize + n 8`` bytes (ResNet-18 in float32,
-default budget: measured in benchmarks/curvature.md).
+operator's own graph: ``s n itemsize`` for the sketch plus a few vectors (ResNet-18 in float32, 99
+products, a 12-vector sketch: 1.28 GB peak-RSS growth including the gradient graph, against 5.9 GB
+for the probes alone before; benchmarks/curvature.md).
 """
 
 from __future__ import annotations
