@@ -35,6 +35,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -126,7 +127,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--reference-cache", default=str(ROOT / "benchmarks" / ".resnet18_top64.npy"))
+    ap.add_argument(
+        "--reference-cache",
+        default=os.path.join(tempfile.gettempdir(), "lossviz_resnet18_top64.npy"),
+        help="file keeping the float64 reference eigenvalue between runs (outside the repository)",
+    )
     ap.add_argument("--memory", choices=list(TASKS), default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
