@@ -30,7 +30,10 @@ Where things live (private modules, named after what they implement)
   :data:`lossviz.models.ACTIVATIONS`).
 * ``_kernels``: :func:`eigh`, :func:`kernel_regression`, :func:`gradient_flow` (closed-form
   trajectory of the linearised model under MSE), :func:`alignment`, :func:`kernel_distance`,
-  :func:`relative_change`.
+  :func:`relative_change`, :func:`rbf_kernel`.
+* ``_self_distillation``: :func:`self_distillation` (iterated self-distillation of kernel ridge
+  regression with ground-truth weight ``alpha``, in closed form, Borup & Andersen 2021,
+  arXiv:2102.13088) and :func:`distillation_weight` (the closed-form optimal weight of one step).
 * ``_random_features``: :func:`random_features`, :func:`ridge_path` (random-feature ridge
   regression over a grid of ridges from one eigendecomposition).
 * ``_snapshots``: :class:`NTKSnapshots`, a :class:`lossviz.train.Callback` for lazy-versus-rich
@@ -90,10 +93,12 @@ from ._kernels import (
     gradient_flow,
     kernel_distance,
     kernel_regression,
+    rbf_kernel,
     relative_change,
 )
 from ._parametrization import PARAMETRIZATIONS, Architecture, ParametrizedMLP, ScaledLinear, parametrize
 from ._random_features import RidgePath, random_features, ridge_path
+from ._self_distillation import SelfDistillation, distillation_weight, self_distillation
 from ._snapshots import NTKSnapshots, SnapshotResult
 from .plotting import plot_kernel, plot_kernel_slice, plot_kernel_spectrum, plot_ridge_path, plot_snapshots
 
@@ -115,6 +120,10 @@ __all__ = [
     "alignment",
     "kernel_distance",
     "relative_change",
+    "rbf_kernel",
+    "SelfDistillation",
+    "self_distillation",
+    "distillation_weight",
     "random_features",
     "RidgePath",
     "ridge_path",

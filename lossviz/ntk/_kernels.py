@@ -9,6 +9,7 @@ symmetrised, ``(K + K^T) / 2``, and everything is computed in float64.
 * :func:`gradient_flow`: the closed-form trajectory of a linearised network under gradient descent
   on the MSE (Lee et al., "Wide Neural Networks of Any Depth Evolve as Linear Models Under Gradient
   Descent", NeurIPS 2019, arXiv:1902.06720, eq. (9); neural-tangents' ``predict.gradient_descent_mse``).
+* :func:`rbf_kernel`: the Gaussian kernel ``exp(-||x - x'||^2 / (2 l^2))``.
 * :func:`alignment` (Cristianini et al. 2001; centred: Cortes et al. 2012), :func:`kernel_distance`
   (Fort et al. 2020), :func:`relative_change`.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "alignment",
     "kernel_distance",
     "relative_change",
+    "rbf_kernel",
 ]
 
 
@@ -338,3 +340,34 @@ def relative_change(k_ref, k) -> float:
     if den == 0.0:
         raise ValueError("`k_ref` is the zero kernel: relative_change ||k - k_ref|| / ||k_ref|| is undefined")
     return float(torch.linalg.norm(b - a)) / den
+
+
+def rbf_kernel(x1, x2=None, *, length: float = 1.0) -> torch.Tensor:
+    r"""Gaussian (RBF) kernel ``k(x, x') = exp(-||x - x'||^2 / (2 l^2))`` in float64.
+
+    ``x1`` ``(n, d)`` (or ``(n,)``, one feature), ``x2`` ``(m, d)`` (default ``x1``); returns ``(n, m)``
+    on the inputs' device. ``length`` is the length scale ``l > 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz import ntk
+    >>> round(ntk.rbf_kernel(torch.tensor([[0.0], [1.0]]), length=1.0)[0, 1].item(), 6)   # exp(-1/2)
+    0.606531
+    """
+    length = check_float(length, "length", positive=True)
+
+    def _as2d(x, name):
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        x = check_tensor(x, name, ndim=(1, 2), floating=True)
+        return (x[:, None] if x.ndim == 1 else x).to(torch.float64)
+
+    a = _as2d(x1, "x1")
+    b = a if x2 is None else _as2d(x2, "x2")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"`x1` and `x2` must have the same number of features, got {a.shape[1]} and {b.shape[1]}"
+        )
+    d2 = (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T).clamp(min=0.0)
+    return torch.exp(-d2 / (2 * length**2))

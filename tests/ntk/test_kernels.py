@@ -147,3 +147,21 @@ def test_bad_inputs_kernels():
 def test_relative_change_names_a_zero_reference():
     with pytest.raises(ValueError, match="`k_ref` is the zero kernel"):
         ntk.relative_change(torch.zeros(3, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
+
+
+def test_rbf_kernel_matches_the_formula():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g, dtype=F64), torch.randn(4, 3, generator=g, dtype=F64)
+    ref = torch.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / (2 * 0.7**2))
+    assert torch.allclose(ntk.rbf_kernel(a, b, length=0.7), ref, atol=1e-14)
+    with pytest.raises(ValueError, match="length"):
+        ntk.rbf_kernel(a, length=-1.0)
+
+
+def test_rbf_kernel_dtype_shapes_and_errors():
+    a = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    k = ntk.rbf_kernel(a)
+    assert k.dtype == F64 and torch.allclose(k.diagonal(), torch.ones(5, dtype=F64))
+    assert torch.allclose(ntk.rbf_kernel(a[:, 0]), ntk.rbf_kernel(a[:, :1]))
+    with pytest.raises(ValueError, match="features"):
+        ntk.rbf_kernel(a, a[:, :2])
