@@ -25,16 +25,7 @@ FACTORIES = {
     "randint", "randperm", "tensor", "as_tensor", "normal", "tril_indices", "triu_indices",
 }  # fmt: skip
 # Files not yet converted: reported, and the test fails once one is clean (the list only shrinks).
-PENDING = frozenset(
-    {
-        "lossviz/curvature/_base.py",
-        "lossviz/curvature/_hutchpp.py",
-        "lossviz/curvature/_lanczos.py",
-        "lossviz/curvature/_slq.py",
-        "lossviz/curvature/plotting.py",
-        "lossviz/landscape/_trainability.py",
-    }
-)
+PENDING = frozenset()
 
 
 def factory_calls_without_device(source: str) -> list[tuple[int, str]]:
@@ -131,7 +122,7 @@ def _calls():
 
 
 _DEFAULT = [None]
-PENDING_RUNTIME = {"curvature.trace", "curvature.spectral_density"}
+PENDING_RUNTIME: set[str] = set()
 
 
 def _value(v):

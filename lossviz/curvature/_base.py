@@ -121,10 +121,14 @@ class CurvatureOperator:
             for r in range(rows):
                 if distribution == "rademacher":  # integers: the same stream in every dtype
                     out[r].copy_(
-                        torch.randint(0, 2, (self.size,), generator=gen, dtype=dtype).mul_(2).sub_(1)
+                        torch.randint(0, 2, (self.size,), generator=gen, dtype=dtype, device=gen.device)
+                        .mul_(2)
+                        .sub_(1)
                     )
                 else:
-                    out[r].copy_(torch.randn(self.size, generator=gen, dtype=torch.float64))
+                    out[r].copy_(
+                        torch.randn(self.size, generator=gen, dtype=torch.float64, device=gen.device)
+                    )
             yield out
 
     def random_vectors(self, m: int, seed: int, distribution: str = "rademacher") -> torch.Tensor:

@@ -249,7 +249,7 @@ def trace(
             hutch.extend(forms(Z, products(Z)))
         samples, low, estimator = np.array(hutch), 0.0, "hutchinson"
     else:
-        itemsize = torch.empty((), dtype=pdtype).element_size()
+        itemsize = torch.empty((), dtype=pdtype, device="meta").element_size()
         s = max(1, min(m // 3, sketch_bytes // max(1, op.size * itemsize)))
         Y = torch.empty(s, op.size, dtype=pdtype, device=op.device)
         for i0 in range(0, s, block):  # the sketch Y = A S: the first s probes (Hutchinson samples too)

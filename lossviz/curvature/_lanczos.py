@@ -66,7 +66,9 @@ class _Basis:
 
     def __init__(self, n: int, dtype: torch.dtype, device, first: torch.Tensor):
         self.n, self.dtype, self.device = n, dtype, device
-        self.rows_per_block = max(1, min(16, (1 << 27) // (n * torch.empty((), dtype=dtype).element_size())))
+        self.rows_per_block = max(
+            1, min(16, (1 << 27) // (n * torch.empty((), dtype=dtype, device="meta").element_size()))
+        )
         self.blocks: list[torch.Tensor] = []
         self.m = 0
         self.append(first)

@@ -105,7 +105,7 @@ class SpectralDensity(Result):
         ``eigenvalues`` (e.g. the exact spectrum), by :func:`scipy.stats.wasserstein_distance`."""
         from scipy.stats import wasserstein_distance
 
-        ev = np.asarray(torch.as_tensor(eigenvalues).detach().cpu().to(torch.float64)).reshape(-1)
+        ev = np.asarray(torch.as_tensor(eigenvalues, device="cpu").detach().to(torch.float64)).reshape(-1)
         return float(wasserstein_distance(self.all_nodes, ev, u_weights=self.all_weights))
 
     def plot(self, backend: str = "plotly", ax=None, **kw):

@@ -39,7 +39,7 @@ __all__ = ["plot_density", "plot_sharpness", "plot_eigenvalues"]
 def _eigenvalue_array(exact: Any) -> np.ndarray:
     if hasattr(exact, "eigenvalues") and not isinstance(exact, (np.ndarray, torch.Tensor)):
         exact = exact.eigenvalues  # an ExactHessian or EigenResult
-    ev = np.asarray(torch.as_tensor(exact).detach().cpu().to(torch.float64)).reshape(-1)
+    ev = np.asarray(torch.as_tensor(exact, device="cpu").detach().to(torch.float64)).reshape(-1)
     if ev.size == 0 or not np.all(np.isfinite(ev)):
         raise ValueError("`exact` must be a non-empty array of finite eigenvalues")
     return ev

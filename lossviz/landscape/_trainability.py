@@ -134,10 +134,10 @@ def mean_field_problem(
     """The data ``X`` (n, d), targets ``Y`` (n,) and shared initialisation ``W1`` (d, h), ``W2`` (h,)
     that :func:`trainability` uses for ``seed`` (all i.i.d. N(0, 1), drawn in float64, then cast)."""
     g = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    X = torch.randn(n, d, generator=g, dtype=torch.float64)
-    Y = torch.randn(n, generator=g, dtype=torch.float64)
-    W1 = torch.randn(d, h, generator=g, dtype=torch.float64)
-    W2 = torch.randn(h, generator=g, dtype=torch.float64)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64, device=g.device)
+    Y = torch.randn(n, generator=g, dtype=torch.float64, device=g.device)
+    W1 = torch.randn(d, h, generator=g, dtype=torch.float64, device=g.device)
+    W2 = torch.randn(h, generator=g, dtype=torch.float64, device=g.device)
     return tuple(t.to(device=device, dtype=dtype) for t in (X, Y, W1, W2))
 
 
