@@ -27,7 +27,8 @@ Modules (private; import from this face)
 ``_z_loss``
     the Z-loss and its spherical-family computation (de Brebisson, Vincent 2016).
 ``_contrastive``
-    InfoNCE, hardness-aware weights, uniformity/tolerance, the robust contrastive loss with
+    InfoNCE, hardness-aware weights, uniformity/tolerance, the Wasserstein uniformity metric
+    (Fang et al. 2024), the robust contrastive loss with
     individual temperatures (Wang & Liu 2021; Wang & Isola 2020; Qiu et al. 2023).
 ``_stablemax``
     StableMax and the Softmax Collapse diagnostic (Prieto et al. 2025).
@@ -64,6 +65,7 @@ from ._contrastive import (
     robust_contrastive_loss,
     tolerance,
     uniformity,
+    wasserstein_uniformity,
 )
 from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
 from ._mixup import Mixup, mixup, soft_cross_entropy
@@ -127,6 +129,7 @@ __all__ = [
     "tempered_cross_entropy",
     "tolerance",
     "uniformity",
+    "wasserstein_uniformity",
     "z_loss",
     "z_loss_spherical",
     "z_scores",

@@ -7,6 +7,8 @@ Papers:
   arXiv:2012.09740 (hardness-aware weights, uniformity-tolerance dilemma).
 * Tongzhou Wang, Phillip Isola, "Understanding Contrastive Representation Learning through
   Alignment and Uniformity on the Hypersphere", ICML 2020, arXiv:2005.10242 (uniformity).
+* Guanhua Fang, Ping Li, Yi Sun, Yifan Wang (Fang, Li, Sun & Wang), "Rethinking The Uniformity Metric
+  in Self-Supervised Learning", ICLR 2024, arXiv:2403.00642 (Wasserstein uniformity metric).
 * Zi-Hao Qiu, Quanqi Hu, Zhuoning Yuan, Denny Zhou, Lijun Zhang, Tianbao Yang, "Not All Semantics
   are Created Equal: Contrastive Self-supervised Learning with Automatic Temperature
   Individualization", ICML 2023, arXiv:2305.11965 (robust contrastive loss, iSogCLR).
@@ -37,6 +39,7 @@ __all__ = [
     "PenaltyDistribution",
     "penalty_distribution",
     "uniformity",
+    "wasserstein_uniformity",
     "tolerance",
     "robust_contrastive_loss",
     "dro_objective",
@@ -231,6 +234,50 @@ def uniformity(z: Any, *, t: float = 2.0, normalize: bool = True) -> float:
         z = F.normalize(z, dim=1)
     d2 = torch.pdist(z).pow(2)
     return float(torch.logsumexp(-t * d2, dim=0) - math.log(d2.numel()))
+
+
+def wasserstein_uniformity(z: Any, *, normalize: bool = True) -> float:
+    r"""Wasserstein uniformity metric of Fang, Li, Sun & Wang (ICLR 2024, arXiv:2403.00642); lower = more uniform.
+
+    The 2-Wasserstein distance between a Gaussian fitted to the (L2-normalised) embeddings and
+    ``N(0, I/m)``, the Gaussian that a uniform distribution on the unit sphere of ``R^m`` approaches
+    as ``m`` grows:
+
+    .. math::
+
+        W_2 = \sqrt{\|\mu\|^2 + 1 + \operatorname{tr}\Sigma - \tfrac{2}{\sqrt m}\operatorname{tr}\Sigma^{1/2}}
+
+    with the mean ``mu`` and the **population** covariance ``Sigma`` (divided by ``N``, no Bessel
+    correction) of the ``N`` rows, ``tr Sigma^{1/2}`` from the eigenvalues of ``Sigma`` (round-off
+    negatives clipped to 0); float64. In ``[0, sqrt 2]`` for normalised rows (``sqrt 2``: every row
+    the same point). Unlike :func:`uniformity` (Wang & Isola) it does not change when instances are
+    cloned and it does change when features are cloned or zero features appended (both change
+    ``m``); it grows with dimensional collapse: with ``z`` isotropic on a ``(1 - eta) m``-dimensional
+    subspace, ``W_2^2 = 2 - 2 sqrt(1 - eta)`` (when ``N >> m``; the sample covariance's eigenvalue
+    spread biases it upwards otherwise).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.losses import wasserstein_uniformity
+    >>> round(wasserstein_uniformity(torch.eye(4)) ** 2, 6)   # the 4 axes: mean (1/4, ..., 1/4), W2^2 = 1/2
+    0.5
+    >>> round(wasserstein_uniformity(torch.ones(5, 3)), 6)   # collapsed to a point: sqrt(2)
+    1.414214
+    """
+    z = check_tensor(z, "z", ndim=2, floating=True)
+    if z.shape[0] < 2:
+        raise ValueError("`z` needs at least 2 rows")
+    z = z.detach().to(torch.float64)
+    if normalize:
+        z = F.normalize(z, dim=1)
+    m = z.shape[1]
+    mu = z.mean(dim=0)
+    zc = z - mu
+    cov = zc.T @ zc / z.shape[0]
+    ev = torch.linalg.eigvalsh((cov + cov.T) / 2).clamp(min=0.0)
+    w2 = float(mu @ mu) + 1.0 + float(ev.sum()) - 2.0 / math.sqrt(m) * float(ev.sqrt().sum())
+    return math.sqrt(max(w2, 0.0))
 
 
 def tolerance(z: Any, labels: Any, *, normalize: bool = True) -> float:

@@ -152,3 +152,39 @@ def test_too_few_samples_and_columns_name_the_argument():
         L.info_nce(z, z)
     with pytest.raises(ValueError, match="`similarities` matrix needs at least n=4 columns"):
         L.info_nce_from_similarities(torch.zeros(4, 2, dtype=torch.float64))
+
+
+def test_wasserstein_uniformity_closed_forms_and_properties():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3000, 6, generator=g, dtype=torch.float64)
+    # isotropic collapse onto half the coordinates: W2^2 -> 2 - 2 sqrt(1/2) for N >> m
+    zc = z.clone()
+    zc[:, 3:] = 0
+    assert L.wasserstein_uniformity(zc) ** 2 == pytest.approx(2 - 2 * 0.5**0.5, abs=0.01)
+    assert L.wasserstein_uniformity(z) < 0.1
+    assert L.wasserstein_uniformity(torch.ones(4, 3)) == pytest.approx(2**0.5)
+    # instance cloning leaves it unchanged exactly, a permutation and a rotation too
+    w = L.wasserstein_uniformity(z)
+    assert abs(L.wasserstein_uniformity(torch.cat([z, z])) - w) < 1e-12
+    assert (
+        abs(L.wasserstein_uniformity(z[torch.randperm(3000, generator=g)][:, [2, 0, 1, 5, 4, 3]]) - w) < 1e-12
+    )
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    assert abs(L.wasserstein_uniformity(z @ q) - w) < 1e-12
+    # feature cloning and a zero feature block change it (m changes); Wang-Isola uniformity does not
+    assert L.wasserstein_uniformity(torch.cat([z, z], 1)) > w + 0.5
+    assert L.wasserstein_uniformity(torch.cat([z, torch.zeros_like(z)], 1)) > w + 0.5
+    u = L.uniformity(z[:500])
+    assert abs(L.uniformity(torch.cat([z[:500], z[:500]], 1)) - u) < 1e-12
+    # against an independent formula: sqrtm of the covariance by eigh
+    zn = torch.nn.functional.normalize(z[:200], dim=1)
+    mu = zn.mean(0)
+    cov = torch.cov(zn.T, correction=0)
+    ev, vec = torch.linalg.eigh(cov)
+    root = vec @ torch.diag(ev.clamp(min=0).sqrt()) @ vec.T
+    ref = (mu @ mu + 1 + torch.trace(cov) - 2 / 6**0.5 * torch.trace(root)).sqrt()
+    assert L.wasserstein_uniformity(z[:200]) == pytest.approx(float(ref), abs=1e-12)
+    with pytest.raises(ValueError, match="z"):
+        L.wasserstein_uniformity(z[:1])
+    with pytest.raises(ValueError, match="z"):
+        L.wasserstein_uniformity(z[0])
