@@ -7,8 +7,8 @@ Papers:
   arXiv:2012.09740 (hardness-aware weights, uniformity-tolerance dilemma).
 * Tongzhou Wang, Phillip Isola, "Understanding Contrastive Representation Learning through
   Alignment and Uniformity on the Hypersphere", ICML 2020, arXiv:2005.10242 (uniformity).
-* Guanhua Fang, Ping Li, Yi Sun, Yifan Wang (Fang, Li, Sun & Wang), "Rethinking The Uniformity Metric
-  in Self-Supervised Learning", ICLR 2024, arXiv:2403.00642 (Wasserstein uniformity metric).
+* Fang, Li, Sun & Wang, "Rethinking The Uniformity Metric in Self-Supervised Learning", ICLR 2024,
+  arXiv:2403.00642 (Wasserstein uniformity metric).
 * Zi-Hao Qiu, Quanqi Hu, Zhuoning Yuan, Denny Zhou, Lijun Zhang, Tianbao Yang, "Not All Semantics
   are Created Equal: Contrastive Self-supervised Learning with Automatic Temperature
   Individualization", ICML 2023, arXiv:2305.11965 (robust contrastive loss, iSogCLR).
