@@ -55,6 +55,7 @@ __all__ = [
     "run_callbacks",
     "batch_loss",
     "accuracy",
+    "EntropySGD",
 ]
 
 
@@ -333,6 +334,145 @@ def _check_callbacks(callbacks) -> list:
     return callbacks
 
 
+class EntropySGD(torch.optim.Optimizer):
+    r"""Entropy-SGD: gradient descent on the local entropy, with an inner Langevin (SGLD) chain.
+
+    Chaudhari, Choromanska, Soatto, LeCun, Baldassi, Borgs, Chayes, Sagun & Zecchina, *Entropy-SGD:
+    Biasing Gradient Descent Into Wide Valleys*, ICLR 2017, arXiv:1611.01838 (Algorithm 1). The
+    outer step descends the smoothed energy :math:`f_{\gamma,T}` (see
+    :func:`lossviz.landscape.local_entropy`), whose gradient is :math:`\gamma (x - \langle x'\rangle)`;
+    the mean is estimated by ``inner_steps`` steps of SGLD on
+    :math:`f(x') + \frac{\gamma}{2}\|x - x'\|^2` at temperature :math:`T`,
+
+    .. math::
+
+        x' \leftarrow x' - \eta' \big(\nabla f(x') + \gamma (x' - x)\big) + \sqrt{2\eta' T}\,\xi,
+        \qquad \mu \leftarrow \alpha\mu + (1 - \alpha) x',
+
+    then :math:`x \leftarrow x - \eta\gamma(x - \mu)`. ``alpha`` weighs the *old* average (the
+    authors' code uses 0.75). The noise :math:`\sqrt{2\eta' T}\,\xi` makes the chain sample the Gibbs
+    density of the local entropy at temperature ``temperature`` (the paper writes a thermal noise
+    :math:`\sqrt{\eta'}\,\varepsilon`; ours is that with :math:`\varepsilon = \sqrt{2T}`).
+
+    ``persistent=True`` (default) continues the chain :math:`x'` from where the last outer step
+    left it; ``False`` restarts it at :math:`x` every step, as in the paper's Algorithm 1 (on
+    small toys a short restarted chain rarely leaves a sharp well). :math:`\mu` restarts at the
+    chain's first point each outer step.
+
+    ``step(closure)`` needs a closure that zeroes the gradients, evaluates the loss at the current
+    parameters, calls ``backward()`` and returns the loss; :func:`fit` passes one (on the current
+    training batch) to any optimiser with ``requires_closure = True``. The noise comes from this
+    optimiser's own generator (``seed``), never from the global RNG.
+
+    Parameters
+    ----------
+    lr : outer step :math:`\eta` (the update is ``lr * gamma * (x - mu)``)
+    gamma : scope :math:`\gamma > 0`
+    temperature : :math:`T > 0` (``0`` gives a noise-free inner gradient descent)
+    inner_steps : :math:`L`
+    inner_lr : :math:`\eta'`
+    alpha : averaging weight of the old mean, in ``[0, 1)``
+    persistent : continue the inner chain across outer steps
+    seed : seed of the optimiser's generator
+
+    After a step, ``optimizer.last_inner_loss`` is the closure's last value (at :math:`x'`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz import train
+    >>> w = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    >>> opt = train.EntropySGD([w], lr=1.0, gamma=1.0, temperature=0.0, inner_steps=200, inner_lr=0.1)
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = (w**2 / 2).sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> _ = opt.step(closure)   # noise-free: mu -> x / 2, so x -> x - 1 * (x - x / 2)
+    >>> round(float(w), 4)
+    1.0
+    """
+
+    requires_closure = True
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1.0,
+        *,
+        gamma: float = 0.03,
+        temperature: float = 1e-4,
+        inner_steps: int = 20,
+        inner_lr: float = 0.1,
+        alpha: float = 0.75,
+        persistent: bool = True,
+        seed: int = 0,
+    ):
+        defaults = {
+            "lr": check_float(lr, "lr", minimum=0.0),
+            "gamma": check_float(gamma, "gamma", positive=True),
+            "temperature": check_float(temperature, "temperature", minimum=0.0),
+            "inner_steps": check_int(inner_steps, "inner_steps", minimum=1),
+            "inner_lr": check_float(inner_lr, "inner_lr", positive=True),
+            "alpha": check_float(alpha, "alpha", minimum=0.0, maximum=1.0 - 1e-12),
+        }
+        if not isinstance(persistent, bool):
+            raise TypeError(f"`persistent` must be a bool, got {type(persistent).__name__}")
+        super().__init__(params, defaults)
+        self.persistent = persistent
+        self.seed = check_int(seed, "seed", minimum=0)
+        self._generators: dict = {}
+        self.last_inner_loss = math.nan
+
+    def _generator(self, device) -> torch.Generator:
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]
+
+    def step(self, closure=None):  # noqa: D102  (documented on the class)
+        if closure is None:
+            raise ValueError("EntropySGD.step needs a `closure` (zero grads, loss, backward, return loss)")
+        groups = [(g, [p for p in g["params"] if p.requires_grad]) for g in self.param_groups]
+        if len({(g["inner_steps"]) for g, _ in groups}) != 1:
+            raise ValueError("`inner_steps` must be the same in every parameter group")
+        with torch.no_grad():
+            for _, ps in groups:
+                for p in ps:
+                    st = self.state[p]
+                    st["x"] = p.detach().clone()
+                    if not self.persistent or "x_prime" not in st:
+                        st["x_prime"] = p.detach().clone()
+                    st["mu"] = st["x_prime"].clone()
+                    p.copy_(st["x_prime"])
+        loss = None
+        for _ in range(groups[0][0]["inner_steps"]):
+            with torch.enable_grad():
+                loss = closure()
+            with torch.no_grad():
+                for g, ps in groups:
+                    noise = math.sqrt(2.0 * g["inner_lr"] * g["temperature"])
+                    for p in ps:
+                        st = self.state[p]
+                        grad = torch.zeros_like(p) if p.grad is None else p.grad
+                        p.add_(grad + g["gamma"] * (p - st["x"]), alpha=-g["inner_lr"])
+                        if noise > 0:
+                            gen = self._generator(p.device)
+                            p.add_(
+                                torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype),
+                                alpha=noise,
+                            )
+                        st["mu"].mul_(g["alpha"]).add_(p, alpha=1.0 - g["alpha"])
+        with torch.no_grad():
+            for g, ps in groups:
+                for p in ps:
+                    st = self.state[p]
+                    st["x_prime"] = p.detach().clone()
+                    p.copy_(st["x"] - g["lr"] * g["gamma"] * (st["x"] - st["mu"]))
+        self.last_inner_loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        return loss
+
+
 def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
@@ -389,7 +529,9 @@ def fit(
         Mini-batch size (shuffled each epoch with ``seed``); ``None`` = full batch.
     optimizer : ``"sgd"`` | ``"adam"`` | ``"adamw"``, an optimiser, or ``callable(params)``
         ``callable(params)`` receives the trainable parameters and may build param groups from
-        the model itself.
+        the model itself. An optimiser with ``requires_closure = True`` (:class:`EntropySGD`) is
+        stepped with a closure that re-evaluates the loss (and its gradients) on the current
+        training batch at whatever point the optimiser has set.
     schedule : ``None`` | ``"cosine"``
         Learning-rate schedule over the total number of steps.
     regularizer : callable(model) -> scalar, added to the loss (e.g. a feature penalty)
@@ -513,7 +655,17 @@ def fit(
                 loss.backward()
                 if grad_hook is not None:
                     grad_hook(step, model, history)
-                opt.step()
+                if getattr(opt, "requires_closure", False):
+                    # Entropy-SGD and friends re-evaluate the loss at their own inner points
+                    def closure(xb=xb, yb=yb):
+                        opt.zero_grad(set_to_none=True)
+                        inner = objective(xb, yb)
+                        inner.backward()
+                        return inner
+
+                    opt.step(closure)
+                else:
+                    opt.step()
                 if sched is not None:
                     sched.step()
                 bar.update(1)

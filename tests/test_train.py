@@ -355,3 +355,66 @@ def test_fit_refuses_non_finite_parameters_and_accuracy_checks_label_length():
         train.fit(net, torch.nn.functional.cross_entropy, (x, y), steps=1, progress=False)
     with pytest.raises(ValueError, match="`y` has shape"):
         train.accuracy(x, y[:4])(torch.nn.Linear(3, 2))
+
+
+# ---- Entropy-SGD (Chaudhari et al. 2017) -----------------------------------------------------------
+
+
+def _quadratic_fit(opt_kwargs, x0=2.0, steps=1, a=1.0):
+    w = torch.nn.Module()
+    w.x = torch.nn.Parameter(torch.tensor([x0], dtype=torch.float64))
+    w.forward = lambda inputs: w.x
+    loss = train.batch_loss(lambda m, b: (a * m.x**2 / 2).sum())
+    z = torch.zeros(1, 1, dtype=torch.float64)
+    hist = train.fit(
+        w, loss, (z, z), steps=steps, optimizer=lambda p: train.EntropySGD(p, **opt_kwargs), progress=False
+    )
+    return w, hist
+
+
+def test_entropy_sgd_noise_free_step_is_exact_on_a_quadratic():
+    # T = 0: the inner chain converges to argmin a x'^2/2 + gamma (x' - x)^2 / 2 = gamma x / (a + gamma);
+    # the outer step x - lr gamma (x - mu) is then exact
+    a, gamma, lr = 3.0, 1.0, 0.5
+    w, hist = _quadratic_fit(
+        {
+            "lr": lr,
+            "gamma": gamma,
+            "temperature": 0.0,
+            "inner_steps": 400,
+            "inner_lr": 0.1,
+            "persistent": False,
+        },
+        a=a,
+    )
+    mu = gamma * 2.0 / (a + gamma)
+    assert float(w.x) == pytest.approx(2.0 - lr * gamma * (2.0 - mu), abs=1e-10)
+    assert len(hist.loss) == 2 and w.x.grad is None
+
+
+def test_entropy_sgd_samples_the_gibbs_mean_and_is_seeded():
+    # with noise the chain's average estimates the Gibbs mean gamma x / (a + gamma): fixed point x = 0 drift
+    kw = {"lr": 1.0, "gamma": 1.0, "temperature": 0.5, "inner_steps": 4000, "inner_lr": 0.01, "alpha": 0.999}
+    w1, _ = _quadratic_fit({**kw, "seed": 3})
+    w2, _ = _quadratic_fit({**kw, "seed": 3})
+    w3, _ = _quadratic_fit({**kw, "seed": 4})
+    assert float(w1.x) == float(w2.x) and float(w1.x) != float(w3.x)
+    state = torch.random.get_rng_state()
+    _quadratic_fit({**kw, "seed": 3, "inner_steps": 10})
+    assert torch.equal(state, torch.random.get_rng_state())
+    # mu ~ 1 (Gibbs mean x/2 at x = 2): x after the step ~ 1 (the average over ~1000 samples)
+    assert abs(float(w1.x) - 1.0) < 0.2
+
+
+def test_entropy_sgd_bad_inputs():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="gamma"):
+        train.EntropySGD(p, gamma=0.0)
+    with pytest.raises(ValueError, match="inner_steps"):
+        train.EntropySGD(p, inner_steps=0)
+    with pytest.raises(ValueError, match="alpha"):
+        train.EntropySGD(p, alpha=1.0)
+    with pytest.raises(TypeError, match="persistent"):
+        train.EntropySGD(p, persistent=1)
+    with pytest.raises(ValueError, match="closure"):
+        train.EntropySGD(p).step()

@@ -18,6 +18,8 @@ Modules (private; use the names below):
 * ``_interpolate`` the straight path between two models and its barrier (Frankle et al. 2020);
 * ``_trajectory`` optimiser paths projected on PCA or given directions;
 * ``_matching`` weight matching (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin);
+* ``_local_entropy`` the local entropy (smoothed energy) of Entropy-SGD by exact quadrature
+  (Chaudhari et al. 2017);
 * ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024);
 * ``_export`` planes and trajectories as VTK files for ParaView (``to_vtk``; every result also
   saves to ``.npz`` or HDF5 with ``Result.save``).
@@ -39,6 +41,7 @@ from ._directions import Directions, as_directions, random_directions
 from ._export import to_vtk
 from ._grid import Line, Plane, cpu_workers, grid_axis, line, plane
 from ._interpolate import Interpolation, interpolate
+from ._local_entropy import LocalEntropy, gibbs_moments, local_entropy, local_entropy_descent
 from ._matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
 from ._metrics import accuracy_metric
 from ._trainability import (
@@ -55,6 +58,7 @@ from .plotting import (
     plot_box_counting,
     plot_interpolation,
     plot_line,
+    plot_local_entropy,
     plot_plane,
     plot_trainability,
     plot_trajectory,
@@ -89,6 +93,11 @@ __all__ = [
     "plot_trainability",
     "plot_box_counting",
     "plot_weight_matching",
+    "plot_local_entropy",
+    "LocalEntropy",
+    "local_entropy",
+    "gibbs_moments",
+    "local_entropy_descent",
     "Trainability",
     "trainability",
     "BoxCounting",

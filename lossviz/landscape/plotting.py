@@ -39,6 +39,7 @@ __all__ = [
     "plot_trainability",
     "plot_box_counting",
     "plot_weight_matching",
+    "plot_local_entropy",
     "display_values",
     "trainability_image",
 ]
@@ -515,3 +516,42 @@ def plot_weight_matching(result, *, backend: str = "plotly", ax=None, title: str
     )
     fig.update_layout(width=520, height=360)
     return _plot.finish(fig, backend, title=title, xlabel=xlabel, ylabel=ylabel)
+
+
+def plot_local_entropy(result, *, backend: str = "plotly", ax=None, title: str | None = None):
+    """Draw a 1-D :class:`~lossviz.landscape.LocalEntropy`: ``f`` and ``f_{gamma,T}`` with both argmins."""
+    backend = _plot.check_backend(backend)
+    if len(result.grid) != 1:
+        raise ValueError(
+            "`result` must be a 1-D LocalEntropy (draw 2-D energies with plot_plane-style contours)"
+        )
+    x = np.asarray(result.grid[0])
+    lab = f"f_(gamma={result.gamma:g}, T={result.temperature:g})"
+    title = title or f"local entropy: gamma = {result.gamma:g}, T = {result.temperature:g}"
+    xm, xf = float(result.argmin[0]), float(result.argmin_f[0])
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(6, 3.5))
+        ax.plot(x, result.f, color=_plot.color(0), label="f")
+        ax.plot(x, result.energy, color=_plot.color(1), label=lab)
+        ax.axvline(xf, color=_plot.color(0), ls=":", lw=1, label=f"argmin f = {xf:.2f}")
+        ax.axvline(xm, color=_plot.color(1), ls="--", lw=1, label=f"argmin smoothed = {xm:.2f}")
+        return _plot.finish(fig, backend, ax=ax, title=title, xlabel="x", ylabel="energy", legend=True)
+    import plotly.graph_objects as go
+
+    fig, _ = _plot.new_figure(backend, ax)
+    fig.add_trace(go.Scatter(x=x, y=result.f, mode="lines", name="f", line={"color": _plot.color(0)}))
+    fig.add_trace(go.Scatter(x=x, y=result.energy, mode="lines", name=lab, line={"color": _plot.color(1)}))
+    lo = float(min(np.min(result.f), np.min(result.energy)))
+    hi = float(max(np.max(result.f), np.max(result.energy)))
+    for i, (v, name) in enumerate(((xf, "argmin f"), (xm, "argmin smoothed"))):
+        fig.add_trace(
+            go.Scatter(
+                x=[v, v],
+                y=[lo, hi],
+                mode="lines",
+                name=f"{name} = {v:.2f}",
+                line={"color": _plot.color(i), "dash": "dot" if i == 0 else "dash"},
+            )
+        )
+    fig.update_layout(width=620, height=380)
+    return _plot.finish(fig, backend, title=title, xlabel="x", ylabel="energy")
