@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["map_tiles", "TileCache", "tile_key"]
+__all__ = ["map_tiles", "TileCache", "tile_key", "callable_key"]
 
 
 def _canonical(obj: Any) -> Any:
@@ -81,6 +81,32 @@ def _canonical(obj: Any) -> Any:
     raise TypeError(
         f"cannot build a cache key from a {type(obj).__name__}: use numbers, strings, tuples, dicts or arrays"
     )
+
+
+def callable_key(fn: Any, name: str = "fn") -> Any:
+    """A cache-key description of a function: its qualified name (and a partial's arguments, a
+    callable object's class and plain public attributes). Lambdas and local functions have no
+    name that identifies them across runs: a TypeError naming ``name`` says so."""
+    import functools
+    import inspect
+
+    if isinstance(fn, functools.partial):
+        return ["partial", callable_key(fn.func, name), _canonical(fn.args), _canonical(dict(fn.keywords))]
+    if inspect.isfunction(fn) or inspect.isbuiltin(fn):
+        qual = fn.__qualname__
+        if "<" in qual:
+            raise TypeError(
+                f"`{name}` is a lambda or a local function ({qual}): a cache key cannot name it; "
+                "use a module-level function"
+            )
+        return f"{fn.__module__}.{qual}"
+    cls = type(fn)
+    plain = {
+        k: v
+        for k, v in sorted(vars(fn).items() if hasattr(fn, "__dict__") else [])
+        if not k.startswith("_") and (v is None or isinstance(v, (bool, int, float, str, tuple)))
+    }
+    return ["object", f"{cls.__module__}.{cls.__qualname__}", _canonical(plain)]
 
 
 def tile_key(key: Any, tile: Any) -> str:

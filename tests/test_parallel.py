@@ -199,3 +199,51 @@ def test_plane_on_dask_and_threads_equals_the_one_process_plane_bit_for_bit(dask
     for out in (on_dask, on_threads):
         assert np.array_equal(out.loss, ref.loss) and np.array_equal(out.metrics["acc"], ref.metrics["acc"])
         assert out.origin_loss == ref.origin_loss and out.origin_index == ref.origin_index
+
+
+def test_plane_resumes_from_the_cache_and_keys_name_everything(tmp_path, monkeypatch):
+    from lossviz.landscape import _grid
+
+    net, data, kw = _plane_setup()
+    ce = torch.nn.functional.cross_entropy
+    ref = landscape.plane(net, ce, data, workers=1, **kw)
+    real, calls = _grid._plane_tile, []
+
+    def flaky(*args):
+        calls.append(args[-1][0, 0])  # the row's alpha
+        if len(calls) == 4 and not getattr(flaky, "healed", False):
+            raise KeyboardInterrupt("interrupted after 3 rows")
+        return real(*args)
+
+    monkeypatch.setattr(_grid, "_plane_tile", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        landscape.plane(net, ce, data, cache=tmp_path, **kw)
+    assert len(parallel.TileCache(tmp_path)) == 3
+    flaky.healed, calls[:] = True, []
+    out = landscape.plane(net, ce, data, cache=tmp_path, **kw)
+    assert np.array_equal(out.loss, ref.loss) and np.array_equal(out.metrics["acc"], ref.metrics["acc"])
+    assert calls == list(ref.alphas[3:]), "only the missing rows are computed"
+    calls.clear()
+    landscape.plane(net, ce, data, cache=tmp_path, **kw)
+    assert calls == [], "a finished plane comes from the cache alone"
+    # another loss, other data or other weights never reuse these rows
+    landscape.plane(net, torch.nn.functional.nll_loss, data, cache=tmp_path, **kw)
+    assert len(calls) == 7
+    x, y = data
+    landscape.plane(net, ce, (x + 1.0, y), cache=tmp_path, **kw)
+    assert len(calls) == 14
+    with torch.no_grad():
+        next(net.parameters())[0, 0] += 1.0
+    landscape.plane(net, ce, data, cache=tmp_path, **kw)
+    assert len(calls) == 21
+
+
+def test_plane_cache_refuses_what_a_key_cannot_name(tmp_path):
+    net, (x, y), kw = _plane_setup()
+    with pytest.raises(TypeError, match="cache.*loss_fn.*lambda"):
+        landscape.plane(
+            net, lambda o, t: torch.nn.functional.cross_entropy(o, t), (x, y), cache=tmp_path, **kw
+        )
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    with pytest.raises(TypeError, match="cache.*DataLoader"):
+        landscape.plane(net, torch.nn.functional.cross_entropy, loader, cache=tmp_path, **kw)

@@ -505,15 +505,44 @@ def _plane_tile(model, loss_fn, data, vectors, metrics, engine, coords):
     return loss, mvals
 
 
-def _plane_on_executor(executor, model, loss_fn, data, directions, coords, row, metrics, engine, progress):
+def _plane_key(model, loss_fn, data, directions, metrics, engine):
+    """Everything besides the grid rows that determines a plane: the model's class and state,
+    the data, the directions, the loss and metric functions (by name) and the engine."""
+    from .. import parallel
+
+    cls = type(model)
+    try:
+        key = {
+            "model": [f"{cls.__module__}.{cls.__qualname__}", dict(model.state_dict())],
+            "data": data,
+            "directions": [dict(v) for v in directions.vectors],
+            "loss_fn": parallel.callable_key(loss_fn, "loss_fn"),
+            "metrics": {k: parallel.callable_key(m, f"metrics[{k!r}]") for k, m in metrics.items()},
+            "engine": engine,
+        }
+        parallel.tile_key(key, None)
+    except TypeError as exc:
+        raise TypeError(
+            f"`cache` needs a key for this plane: {exc} (data must be tensors, tuples or dicts of "
+            "tensors, not a DataLoader)"
+        ) from exc
+    return ["landscape.plane", key]
+
+
+def _plane_on_executor(
+    executor, model, loss_fn, data, directions, coords, row, metrics, engine, progress, cache
+):
     """:func:`plane`'s grid as tiles of ``row`` points on ``executor``, stitched in order."""
     import functools
 
     from .. import parallel
 
+    key = None if cache is None else _plane_key(model, loss_fn, data, directions, metrics, engine)
     fn = functools.partial(_plane_tile, model, loss_fn, data, directions.vectors, dict(metrics), engine)
     tiles = [coords[a : a + row] for a in range(0, coords.shape[0], row)]
-    parts = parallel.map_tiles(fn, tiles, executor=executor, progress=progress, desc="plane")
+    parts = parallel.map_tiles(
+        fn, tiles, executor=executor, cache=cache, key=key, progress=progress, desc="plane"
+    )
     loss = np.concatenate([p[0] for p in parts])
     mvals = {k: np.concatenate([p[1][k] for p in parts]) for k in metrics}
     return loss, mvals, 1
@@ -536,6 +565,7 @@ def plane(
     engine: str = "auto",
     progress: bool = False,
     executor=None,
+    cache=None,
 ) -> Plane:
     r"""Loss on a 2-D slice :math:`L(\theta + \alpha d_1 + \beta d_2)` (Li et al. 2018).
 
@@ -574,6 +604,11 @@ def plane(
         directions and metrics are pickled to the workers (module-level functions, not lambdas),
         each row runs on one thread there (``workers`` is ignored), and the stitched plane is
         bit-for-bit the one-process plane with ``engine="loop"``.
+    cache : directory or :class:`lossviz.parallel.TileCache`, optional
+        Keep finished rows on disk, keyed by the model's class and state, the data (tensors), the
+        directions, the loss and metric functions (by qualified name: no lambdas) and the
+        engine, so an interrupted plane resumes with only the missing rows (in this process
+        when ``executor`` is None).
 
     Returns
     -------
@@ -603,9 +638,9 @@ def plane(
     base = parameters_of(model)
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     coords = np.stack([A.ravel(), B.ravel()], axis=1)
-    if executor is not None:
+    if executor is not None or cache is not None:
         loss, mvals, used = _plane_on_executor(
-            executor, model, loss_fn, data, directions, coords, len(betas), metrics, engine, progress
+            executor, model, loss_fn, data, directions, coords, len(betas), metrics, engine, progress, cache
         )
     else:
         with eval_mode(model):
