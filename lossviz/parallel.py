@@ -21,9 +21,9 @@ do not fight over the cores.
 
 Tileable heavy calls take ``executor=`` and ``cache=`` themselves:
 :func:`lossviz.widgets.sweep` (width, temperature or any other one-knob sweep),
-:func:`lossviz.landscape.trainability` (chunks of cells; with ``cache=``) and
-:func:`lossviz.landscape.plane` (rows of the grid; no cache: its result depends on a model and
-data that a key cannot name safely).
+:func:`lossviz.landscape.trainability` (chunks of cells) and :func:`lossviz.landscape.plane`
+(rows of the grid; its cache key names the model's state, the data, the directions and the
+functions, see :func:`callable_key`).
 
 lossviz schedules nothing itself: the engine does. The results are returned in the order of
 ``tiles``, so the stitched output is identical to the one-process run whatever the engine (``fn``
