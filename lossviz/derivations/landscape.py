@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["logistic_gradient", "sigmoid_limit"]
+__all__ = ["logistic_gradient", "sigmoid_limit", "quadratic_local_entropy"]
 
 
 def sigmoid_limit() -> dict[str, sp.Expr]:
@@ -58,4 +58,45 @@ def logistic_gradient(dim: int = 3) -> dict:
         "closed": closed,
         "numeric": numeric,
         "limit": {k: v for k, v in sigmoid_limit().items()},
+    }
+
+
+def quadratic_local_entropy() -> dict:
+    r"""Local entropy of a quadratic well :math:`f = a x^2/2` (Chaudhari et al., Entropy-SGD, ICLR 2017).
+
+    With the normalisation of :func:`lossviz.landscape.local_entropy`,
+    :math:`f_{\gamma,T}(x) = -T \log\int e^{-(f(x') + \gamma(x - x')^2/2)/T}\,dx' + \frac{T}{2}\log\frac{2\pi T}{\gamma}`.
+    Returns the symbols, the ``energy`` (the Gaussian integral done by sympy), its ``closed`` form
+    :math:`\frac{a\gamma}{2(a+\gamma)}x^2 + \frac{T}{2}\log(1 + a/\gamma)`, the ``width_penalty``
+    (the value at the minimum), the ``switch_temperature`` at which two wells with curvatures
+    ``a_s`` (deeper by ``gap``) and ``a_w`` tie, and ``energy_fn(x, a, gamma, T)`` lambdified.
+
+    >>> from lossviz.derivations import landscape as dl
+    >>> d = dl.quadratic_local_entropy()
+    >>> import sympy as sp
+    >>> sp.simplify(d["energy"] - d["closed"])
+    0
+    """
+    x, xp = sp.symbols("x x'", real=True)
+    a, g, T, gap, a_s, a_w = sp.symbols("a gamma T Delta a_s a_w", positive=True)
+    integrand = sp.exp(-(a * xp**2 / 2 + g * (x - xp) ** 2 / 2) / T)
+    integral = sp.integrate(integrand, (xp, -sp.oo, sp.oo), conds="none")
+    energy = sp.simplify(-T * sp.log(integral) + T / 2 * sp.log(2 * sp.pi * T / g))
+    energy = sp.simplify(sp.expand_log(energy, force=True))
+    closed = a * g * x**2 / (2 * (a + g)) + T / 2 * sp.log(1 + a / g)
+    penalty = closed.subs(x, 0)
+    t_switch = sp.solve(sp.Eq(penalty.subs(a, a_s) - penalty.subs(a, a_w), gap), T)[0]
+    return {
+        "x": x,
+        "a": a,
+        "gamma": g,
+        "T": T,
+        "energy": energy,
+        "closed": closed,
+        "width_penalty": penalty,
+        "switch_temperature": sp.simplify(t_switch),
+        "gap": gap,
+        "a_s": a_s,
+        "a_w": a_w,
+        "energy_fn": sp.lambdify((x, a, g, T), closed, "numpy"),
     }

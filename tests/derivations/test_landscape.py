@@ -33,3 +33,18 @@ def test_limit_is_heaviside_with_half_at_zero_as_used_by_batch_perceptron():
     v1 = l01.batch_perceptron(X, y, steps=1).w[0, 1]
     expected = sum(float(lim["zero margin"]) * y[i] * X[i] for i in range(3)) / 3
     assert torch.allclose(v1, expected)
+
+
+def test_quadratic_local_entropy_symbolic_equals_quadrature():
+    import pytest
+
+    from lossviz import landscape
+
+    d = dl.quadratic_local_entropy()
+    assert sp.simplify(d["energy"] - d["closed"]) == 0
+    grid = np.linspace(-10, 10, 4001)
+    res = landscape.local_entropy(7.0 * grid**2 / 2, grid, 2.0, 0.3)
+    m = np.abs(grid) < 3
+    np.testing.assert_allclose(res.energy[m], d["energy_fn"](grid[m], 7.0, 2.0, 0.3), atol=1e-9)
+    t = float(d["switch_temperature"].subs({d["gap"]: 0.2, d["a_s"]: 100.1, d["a_w"]: 2.322, d["gamma"]: 1}))
+    assert t == pytest.approx(2 * 0.2 / (np.log(101.1) - np.log(3.322)))
