@@ -24,6 +24,7 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/parallel_sweep.py [--resolution 96] [-
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import platform
@@ -47,6 +48,43 @@ def burn(n: int) -> float:
     for i in range(n):
         s += i * i
     return time.perf_counter() - t
+
+
+def timed_tile(spec, tile):
+    """One trainability tile with the CPU time its process spent on it (and its wall time)."""
+    from lossviz.landscape import _trainability
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    _trainability._trainability_tile(spec, tile)
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def work_check(args, pool) -> None:
+    """CPU seconds of the same tiles in this process and on the pool: the work itself, which the
+    other jobs on the machine do not inflate (wall time is whatever share of the cores we get)."""
+    from lossviz.landscape import _trainability as T
+
+    xs = np.linspace(0.0, 4.0, args.resolution)
+    ys = np.linspace(0.5, 3.0, args.resolution)
+    X, Y, W1, W2 = T.mean_field_problem(16, 16, 16, 0, torch.float32, "cpu")
+    L0 = float(T.mean_field_loss(X.double(), Y.double(), W1.double(), W2.double()))
+    spec = dict(xs=xs, ys=ys, n=16, d=16, width=16, seed=0, dtype="float32", device="cpu")
+    spec |= dict(steps=args.steps, limit=1e6 * L0, check_every=10, fast_tanh=True)
+    cells = args.resolution**2
+    tiles = [(a, min(a + 512, cells)) for a in range(0, cells, 512)]
+    w0 = time.perf_counter()
+    ser = [timed_tile(spec, t) for t in tiles]
+    w_ser = time.perf_counter() - w0
+    w0 = time.perf_counter()
+    par = list(pool.map(functools.partial(timed_tile, spec), tiles))
+    w_par = time.perf_counter() - w0
+    c_ser, c_par = sum(c for c, _ in ser), sum(c for c, _ in par)
+    print(
+        f"work check (load {os.getloadavg()[0]:.1f}): CPU s serial {c_ser:.2f} (wall {w_ser:.2f}), "
+        f"2-process pool {c_par:.2f} summed over workers (wall {w_par:.2f}); "
+        f"parallel CPU overhead {c_par / c_ser:.2f}x; share of one core we got: serial "
+        f"{c_ser / w_ser:.2f}, pool {c_par / w_par:.2f}"
+    )
 
 
 def same(a, b) -> bool:
@@ -106,6 +144,7 @@ def main() -> None:
                 if not k.startswith("burn"):
                     assert same(out, ref), f"{k} map differs from the serial one"
             loads.append(os.getloadavg()[0])
+        work_check(args, pool)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"load average after: {os.getloadavg()}; 1-min load during the repeats: {loads}")
     print("| task | median s | all runs s | speed-up vs serial |")
