@@ -17,7 +17,9 @@ Modules (private; use the names below):
 * ``_grid`` lines and planes on a grid (Li et al. 2018); ``_metrics`` metrics beside the loss;
 * ``_interpolate`` the straight path between two models and its barrier (Frankle et al. 2020);
 * ``_trajectory`` optimiser paths projected on PCA or given directions;
-* ``_matching`` weight matching (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin);
+* ``_matching`` permutation specs (MLPs, plain conv nets, ResNets with BatchNorm) and weight
+  matching (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin); ``reset_bn`` (in ``_interpolate``)
+  recomputes BatchNorm statistics of a merged model;
 * ``_local_entropy`` the local entropy (smoothed energy) of Entropy-SGD by exact quadrature
   (Chaudhari et al. 2017);
 * ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024);
@@ -40,9 +42,22 @@ from .._deprecate import moved
 from ._directions import Directions, as_directions, random_directions
 from ._export import to_vtk
 from ._grid import Line, Plane, cpu_workers, grid_axis, line, plane
-from ._interpolate import Interpolation, interpolate
+from ._interpolate import Interpolation, interpolate, reset_bn
 from ._local_entropy import LocalEntropy, gibbs_moments, local_entropy, local_entropy_descent
-from ._matching import WeightMatching, parameter_distance, permute_mlp, subspace_overlap, weight_matching
+from ._matching import (
+    PermutationSpec,
+    WeightMatching,
+    conv_spec,
+    infer_spec,
+    mlp_spec,
+    parameter_distance,
+    permute,
+    permute_mlp,
+    random_permutations,
+    resnet_spec,
+    subspace_overlap,
+    weight_matching,
+)
 from ._metrics import accuracy_metric
 from ._trainability import (
     BoxCounting,
@@ -77,12 +92,20 @@ __all__ = [
     "line",
     "plane",
     "interpolate",
+    "reset_bn",
     "trajectory",
     "accuracy_metric",
     "grid_axis",
     "cpu_workers",
     "WeightMatching",
     "weight_matching",
+    "PermutationSpec",
+    "mlp_spec",
+    "conv_spec",
+    "resnet_spec",
+    "infer_spec",
+    "random_permutations",
+    "permute",
     "permute_mlp",
     "parameter_distance",
     "subspace_overlap",

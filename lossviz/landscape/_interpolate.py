@@ -32,7 +32,7 @@ from .._result import Result
 from .._validate import check_choice, check_finite_parameters, check_int, check_module
 from ._metrics import MetricFn, check_metrics, evaluate
 
-__all__ = ["Interpolation", "interpolate"]
+__all__ = ["Interpolation", "interpolate", "reset_bn"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -117,6 +117,48 @@ def _recompute_bn(model, loss_fn, batches, params, buffers):
             m.momentum = mom
             m.training = tr
     return fresh
+
+
+def reset_bn(model: nn.Module, data) -> nn.Module:
+    r"""A copy of ``model`` with its BatchNorm running statistics reset and recomputed on ``data``.
+
+    Every BatchNorm's ``running_mean``/``running_var`` is reset (zeros/ones, ``num_batches_tracked
+    = 0``) and re-estimated as the cumulative average over the batches of ``data`` (any form
+    :func:`lossviz._model.collate` takes; targets are ignored), with only the BatchNorm modules in
+    train mode (Dropout stays off), under ``torch.no_grad()``. A merged model (e.g. the midpoint of
+    two models aligned by :func:`weight_matching`) carries stale statistics; recomputing them is
+    what Jordan et al. 2023 (REPAIR, arXiv:2211.08403) and Ainsworth et al. 2023 (Git Re-Basin,
+    arXiv:2209.04836) do before evaluating it. ``interpolate(..., bn="recompute")`` does the same
+    at every interior point of the path. ``model`` is left unchanged; the copy keeps its
+    ``training`` flags and ``momentum``. A model without BatchNorm is returned as a plain copy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    >>> x = torch.randn(64, 3)
+    >>> fresh = reset_bn(net, (x, torch.zeros(64)))
+    >>> torch.allclose(fresh[1].running_mean, net[0](x).mean(0), atol=1e-6)
+    True
+    """
+    import copy
+
+    check_module(model, "model")
+    batches = collate(data, "data").on(model)
+    out = copy.deepcopy(model)
+    for p in out.parameters():
+        p.grad = None
+    if not _bn_modules(out):
+        return out
+    params, buffers = parameters_of(out), buffers_of(out)
+    with eval_mode(out):
+        fresh = _recompute_bn(out, None, batches, params, buffers)
+    state = dict(out.named_buffers())
+    with torch.no_grad():
+        for k, v in fresh.items():
+            state[k].copy_(v)
+    return out
 
 
 def interpolate(

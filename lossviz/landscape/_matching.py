@@ -1,15 +1,24 @@
-r"""Permutation alignment of hidden units (weight matching, Git Re-Basin).
+r"""Permutation alignment of hidden units and channels (weight matching, Git Re-Basin).
+
+A *permutation spec* names every permutation symmetry of a network: each group (the hidden units
+of a layer, the channels of a convolution, the residual stream shared by the blocks of a ResNet
+stage) maps to the (parameter or buffer name, axis) pairs it permutes. Permuting every group
+consistently leaves the function unchanged; weight matching searches these permutations for the
+copy of model B whose weights are closest to model A's.
 
 Reference: Samuel K. Ainsworth, Jonathan Hayase, Siddhartha Srinivasa, "Git Re-Basin: Merging
-Models modulo Permutation Symmetries", ICLR 2023, arXiv:2209.04836 (Algorithm 1, weight matching).
-See also Akira Ito, Masanori Yamada, Atsutoshi Kumagai, "Analysis of Linear Mode Connectivity via
-Permutation-Based Weight Matching", ICLR 2025, arXiv:2402.04051.
+Models modulo Permutation Symmetries", ICLR 2023, arXiv:2209.04836 (section 3 and appendix A: the
+permutation specs of MLPs, VGG-style conv nets and ResNets; Algorithm 1, weight matching). See also
+Akira Ito, Masanori Yamada, Atsutoshi Kumagai, "Analysis of Linear Mode Connectivity via
+Permutation-Based Weight Matching", ICLR 2025, arXiv:2402.04051, and for the BatchNorm statistics
+after merging Keller Jordan et al., "REPAIR", ICLR 2023, arXiv:2211.08403
+(:func:`lossviz.landscape.reset_bn`, ``interpolate(..., bn="recompute")``).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,6 +30,13 @@ from .._result import Result
 from .._validate import check_int, check_module
 
 __all__ = [
+    "PermutationSpec",
+    "mlp_spec",
+    "conv_spec",
+    "resnet_spec",
+    "infer_spec",
+    "random_permutations",
+    "permute",
     "WeightMatching",
     "weight_matching",
     "permute_mlp",
@@ -29,51 +45,106 @@ __all__ = [
     "subspace_overlap",
 ]
 
-_ALLOWED_PARAMLESS = (
-    nn.Sequential,
-    nn.ModuleList,
-    nn.Identity,
-    nn.Dropout,
-    nn.Flatten,
-    nn.ReLU,
-    nn.Tanh,
-    nn.GELU,
-    nn.Sigmoid,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Hardtanh,
-)
+_BN = nn.modules.batchnorm._BatchNorm
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BN_ENTRIES = ("weight", "bias", "running_mean", "running_var")
 
 
-@dataclass(frozen=True, repr=False)
-class WeightMatching(Result):
-    """Result of :func:`weight_matching`.
+@dataclass(frozen=True)
+class PermutationSpec:
+    """Permutation groups of a network and the (parameter or buffer name, axis) pairs each permutes.
 
-    Attributes
-    ----------
-    model : nn.Module
-        A permuted deep copy of ``model_b`` (``.grad`` cleared) computing the same function.
-    permutations : list of int ndarrays
-        ``permutations[l][i]`` = index of B's hidden unit in layer ``l`` that becomes unit ``i``.
-    objective : list of float
-        :math:`\\sum_l \\langle W_l^A, P_l W_l^B P_{l-1}^T\\rangle` (+ biases) after each sweep;
-        ``objective[0]`` is the identity permutation.
-    sweeps : int, converged : bool (a full sweep changed nothing)
+    ``groups[g]`` lists ``(name, axis)``: permutation ``p`` of group ``g`` acts on tensor ``name``
+    (a key of ``model.state_dict()``: parameter or buffer) along ``axis`` as ``t.index_select(axis,
+    p)``. If that axis is ``k`` times longer than the group (a ``Linear`` after ``Flatten`` of
+    ``k`` spatial positions per channel), it is read as ``(group, k)`` blocks, channel-major as
+    ``torch.flatten`` lays out NCHW maps, and whole blocks are permuted. Groups are kept in
+    construction order (the order of :attr:`WeightMatching.permutations`). ``kind`` records the
+    builder (``"mlp"``, ``"conv"``, ``"resnet"`` or ``"custom"``).
+
+    Ainsworth, Hayase & Srinivasa 2023 (Git Re-Basin, arXiv:2209.04836), section 3 / appendix A.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> mlp_spec(net).groups
+    {'0': (('0.weight', 0), ('0.bias', 0), ('2.weight', 1))}
     """
 
-    model: nn.Module
-    permutations: list[np.ndarray]
-    objective: list[float]
-    sweeps: int
-    converged: bool
+    groups: dict[str, tuple[tuple[str, int], ...]]
+    kind: str = "custom"
+    axes: dict[str, dict[int, str]] = field(init=False, repr=False, compare=False)
 
-    def plot(self, backend: str = "plotly", ax=None, **kw):
-        """Draw this result with :func:`lossviz.landscape.plotting.plot_weight_matching` (``ax=``: matplotlib)."""
-        from .plotting import plot_weight_matching
+    def __post_init__(self):
+        if not isinstance(self.groups, dict) or not self.groups:
+            raise TypeError("`spec.groups` must be a non-empty dict group name -> [(name, axis), ...]")
+        groups, axes = {}, {}
+        for g, entries in self.groups.items():
+            if not isinstance(g, str):
+                raise TypeError(f"`spec.groups`: group names must be strings, got {g!r}")
+            entries = tuple((str(n), int(a)) for n, a in entries)
+            if not entries:
+                raise ValueError(f"`spec.groups[{g!r}]` is empty")
+            for n, a in entries:
+                if a in axes.setdefault(n, {}):
+                    raise ValueError(
+                        f"`spec`: axis {a} of {n!r} is permuted by two groups ({axes[n][a]!r} and {g!r})"
+                    )
+                axes[n][a] = g
+            groups[g] = entries
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "axes", axes)
 
-        return plot_weight_matching(self, backend=backend, ax=ax, **kw)
+    def sizes(self, model: nn.Module, name: str = "model") -> dict[str, int]:
+        """Size of every group in ``model``; ``ValueError`` if a name is missing or sizes disagree."""
+        state = _state(model)
+        out = {}
+        for g, entries in self.groups.items():
+            for n, a in entries:
+                if n not in state:
+                    raise ValueError(f"`{name}` has no parameter or buffer {n!r} (permutation group {g!r})")
+                t = state[n]
+                if not -t.ndim <= a < t.ndim:
+                    raise ValueError(f"`{name}`: {n!r} has {t.ndim} dimensions, no axis {a} (group {g!r})")
+            # the group size is the smallest axis length (a flattened axis is a multiple of it)
+            size = min(state[n].shape[a] for n, a in entries)
+            for n, a in entries:
+                if state[n].shape[a] % size:
+                    raise ValueError(
+                        f"`{name}`: axis {a} of {n!r} has length {state[n].shape[a]}, not a multiple of "
+                        f"the size {size} of permutation group {g!r}"
+                    )
+            out[g] = size
+        return out
+
+
+def _state(model):
+    return dict(model.named_parameters()) | dict(model.named_buffers())
+
+
+def _leaves(model):
+    return [(n, m) for n, m in model.named_modules() if not list(m.children())]
+
+
+def _own(m):
+    return list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
+
+
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _bn_entries(prefix, bn):
+    names = dict(_own(bn))
+    return [(_join(prefix, e), 0) for e in _BN_ENTRIES if names.get(e) is not None]
+
+
+def _layer_entries(prefix, layer):
+    out = [(_join(prefix, "weight"), 0)]
+    if layer.bias is not None:
+        out.append((_join(prefix, "bias"), 0))
+    return out
 
 
 def mlp_linears(model: nn.Module, name: str = "model") -> list[nn.Linear]:
@@ -101,91 +172,403 @@ def mlp_linears(model: nn.Module, name: str = "model") -> list[nn.Linear]:
     return linears
 
 
-def _arrays(linears):
-    Ws = [lin.weight.detach().to(torch.float64).cpu().numpy() for lin in linears]
-    bs = [
-        lin.bias.detach().to(torch.float64).cpu().numpy()
-        if lin.bias is not None
-        else np.zeros(lin.out_features)
-        for lin in linears
-    ]
-    return Ws, bs
+def mlp_spec(model: nn.Module, name: str = "model") -> PermutationSpec:
+    """Spec of an MLP (``nn.Linear`` layers in sequence, parameter-free elementwise activations).
 
-
-def _objective(WA, bA, WB, bB, perms):
-    total = 0.0
-    L = len(WA)
-    for layer in range(L):
-        rows = perms[layer] if layer < L - 1 else np.arange(WB[layer].shape[0])
-        cols = perms[layer - 1] if layer > 0 else np.arange(WB[layer].shape[1])
-        total += float(np.sum(WA[layer] * WB[layer][rows][:, cols]) + np.dot(bA[layer], bB[layer][rows]))
-    return total
-
-
-def permute_mlp(model: nn.Module, permutations, name: str = "model") -> nn.Module:
-    """A deep copy of an MLP with hidden units permuted (``.grad`` cleared); same function."""
+    One group per hidden layer, named by its ``Linear``: its weight rows and bias, and the next
+    layer's weight columns (Ainsworth et al. 2023, arXiv:2209.04836, appendix A.1).
+    """
+    check_module(model, name)
     linears = mlp_linears(model, name)
-    if isinstance(permutations, (str, bytes)) or not hasattr(permutations, "__len__"):
-        raise TypeError(
-            f"`permutations` must be a sequence of index tensors (one per hidden layer), got {type(permutations).__name__}"
+    names = {id(m): n for n, m in model.named_modules()}
+    groups = {}
+    for lin, nxt in zip(linears[:-1], linears[1:]):
+        n = names[id(lin)]
+        groups[n] = (*_layer_entries(n, lin), (_join(names[id(nxt)], "weight"), 1))
+    return PermutationSpec(groups, kind="mlp")
+
+
+def conv_spec(model: nn.Module, name: str = "model") -> PermutationSpec:
+    """Spec of a plain (VGG-style) conv net: ``Conv -> BatchNorm -> activation`` chains, then a ``Linear`` head.
+
+    The parametrised leaves must run in registration order (as in an ``nn.Sequential``): each
+    ``nn.Conv1d/2d/3d`` (``groups=1``) or ``nn.Linear`` opens a group of its output channels
+    (named by the layer; weight axis 0, bias) that a following ``BatchNorm`` (weight, bias,
+    ``running_mean``, ``running_var``, axis 0) joins and the next layer's weight axis 1 closes; a
+    ``Linear`` after ``Flatten`` takes whole blocks of ``in_features / channels`` inputs per
+    channel. The output layer is not permuted. Parameter-free leaves (activations, pooling,
+    ``Flatten``, ``Dropout``) pass through. Anything else (skip connections, grouped
+    convolutions, other parametrised modules) is not expressible; a module with parameters that
+    is not one of these raises ``ValueError``; wiring that is not sequential is caught by
+    :func:`weight_matching`'s ``check`` (Ainsworth et al. 2023, arXiv:2209.04836, appendix A).
+    """
+    check_module(model, name)
+    groups, current, size = {}, None, None
+    for mname, m in _leaves(model):
+        if isinstance(m, (nn.Linear, *_CONV)):
+            if isinstance(m, _CONV) and m.groups != 1:
+                raise ValueError(f"`{name}`: conv_spec does not support grouped convolutions ({mname!r})")
+            fan_in = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+            fan_out = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            if current is not None:
+                ok = fan_in % size == 0 if isinstance(m, nn.Linear) else fan_in == size
+                if not ok:
+                    raise ValueError(
+                        f"`{name}`: {mname!r} ({type(m).__name__}) takes {fan_in} inputs but the previous "
+                        f"layer {current!r} gives {size} channels; only sequential conv nets are supported"
+                    )
+                groups[current].append((_join(mname, "weight"), 1))
+            current, size = mname, fan_out
+            groups[current] = _layer_entries(mname, m)
+        elif isinstance(m, _BN):
+            if current is None or m.num_features != size:
+                raise ValueError(
+                    f"`{name}`: BatchNorm {mname!r} ({m.num_features} features) does not follow a layer "
+                    f"with {m.num_features} output channels"
+                )
+            groups[current] += _bn_entries(mname, m)
+        elif _own(m):
+            raise ValueError(
+                f"`{name}`: conv_spec does not support submodule {mname!r} ({type(m).__name__}), which has "
+                "parameters or buffers; supported: Linear, Conv1d/2d/3d, BatchNorm and parameter-free modules"
+            )
+    if current is None or len(groups) < 2:
+        raise ValueError(f"`{name}` needs at least two Linear/Conv layers (one hidden layer) to permute")
+    del groups[current]  # the outputs are not permuted
+    return PermutationSpec({g: tuple(e) for g, e in groups.items()}, kind="conv")
+
+
+def _child(model, attr, cls, name, where):
+    m = getattr(model, attr, None)
+    if not isinstance(m, cls):
+        raise ValueError(
+            f"`{name}`: resnet_spec expects {where}.{attr} to be {cls.__name__ if isinstance(cls, type) else cls}, "
+            f"got {type(m).__name__}"
         )
-    if len(permutations) != len(linears) - 1:
-        raise ValueError(f"`permutations` must have {len(linears) - 1} entries (one per hidden layer)")
+    return m
+
+
+def resnet_spec(model: nn.Module, name: str = "model") -> PermutationSpec:
+    """Spec of a torchvision-layout ResNet (``conv1, bn1, layer1..layerN, fc``; Basic or Bottleneck blocks).
+
+    The residual additions force everything written to the residual stream to share one
+    permutation: the stem (``conv1``, ``bn1``) and every block of a stage without a
+    ``downsample`` (its last ``conv``/``bn`` outputs), and the inputs of every block's
+    ``conv1`` read from it. A block with a ``downsample`` (``Sequential(Conv2d, BatchNorm2d)``)
+    starts a new stream group (named ``"<block>.downsample.0"``; the stem's is ``"conv1"``) that
+    the downsample conv and the block's last conv/bn write, and the old stream is its input.
+    Inside a block each ``conv_i`` but the last has its own group (``"<block>.conv<i>"``; output
+    channels, its BatchNorm, the next conv's inputs). ``fc`` reads the last stream. Ainsworth et
+    al. 2023, arXiv:2209.04836, appendix A (the ResNet spec of their code).
+    """
+    check_module(model, name)
+    groups: dict[str, list] = {}
+    covered = set()
+    stem = _child(model, "conv1", nn.Conv2d, name, "model")
+    bn1 = _child(model, "bn1", nn.BatchNorm2d, name, "model")
+    _child(model, "fc", nn.Linear, name, "model")
+    stream = "conv1"
+    groups[stream] = _layer_entries("conv1", stem) + _bn_entries("bn1", bn1)
+    covered |= {"conv1", "bn1", "fc"}
+    k = 1
+    while hasattr(model, f"layer{k}"):
+        stage = _child(model, f"layer{k}", nn.Sequential, name, "model")
+        for i, block in enumerate(stage):
+            bname = f"layer{k}.{i}"
+            convs = []
+            j = 1
+            while hasattr(block, f"conv{j}"):
+                convs.append(
+                    (
+                        _child(block, f"conv{j}", nn.Conv2d, name, bname),
+                        _child(block, f"bn{j}", nn.BatchNorm2d, name, bname),
+                    )
+                )
+                covered |= {f"{bname}.conv{j}", f"{bname}.bn{j}"}
+                j += 1
+            if len(convs) < 2:
+                raise ValueError(
+                    f"`{name}`: block {bname!r} ({type(block).__name__}) has no conv1, conv2, ... chain"
+                )
+            groups[stream].append((f"{bname}.conv1.weight", 1))
+            for j in range(1, len(convs)):
+                g = f"{bname}.conv{j}"
+                groups[g] = _layer_entries(g, convs[j - 1][0]) + _bn_entries(
+                    f"{bname}.bn{j}", convs[j - 1][1]
+                )
+                groups[g].append((f"{bname}.conv{j + 1}.weight", 1))
+            ds = getattr(block, "downsample", None)
+            if ds is not None:
+                if not (
+                    isinstance(ds, nn.Sequential)
+                    and len(ds) == 2
+                    and isinstance(ds[0], nn.Conv2d)
+                    and isinstance(ds[1], nn.BatchNorm2d)
+                ):
+                    raise ValueError(
+                        f"`{name}`: resnet_spec supports downsample = Sequential(Conv2d, BatchNorm2d), "
+                        f"{bname}.downsample is {type(ds).__name__}"
+                    )
+                groups[stream].append((f"{bname}.downsample.0.weight", 1))
+                stream = f"{bname}.downsample.0"
+                groups[stream] = _layer_entries(stream, ds[0]) + _bn_entries(f"{bname}.downsample.1", ds[1])
+                covered |= {f"{bname}.downsample.0", f"{bname}.downsample.1"}
+            last = len(convs)
+            groups[stream] += _layer_entries(f"{bname}.conv{last}", convs[-1][0])
+            groups[stream] += _bn_entries(f"{bname}.bn{last}", convs[-1][1])
+        k += 1
+    if k == 1:
+        raise ValueError(f"`{name}`: resnet_spec expects stages model.layer1, model.layer2, ...; found none")
+    groups[stream].append(("fc.weight", 1))
+    for mname, m in model.named_modules():
+        if mname not in covered and _own(m):
+            raise ValueError(
+                f"`{name}`: resnet_spec does not support submodule {mname!r} ({type(m).__name__}), which has "
+                "parameters or buffers outside the torchvision ResNet layout"
+            )
+    return PermutationSpec({g: tuple(e) for g, e in groups.items()}, kind="resnet")
+
+
+def infer_spec(model: nn.Module, name: str = "model") -> PermutationSpec:
+    """The spec :func:`weight_matching` uses by default: ResNet, MLP or plain conv net.
+
+    :func:`resnet_spec` if ``model`` has torchvision's ResNet attributes (``conv1``, ``bn1``,
+    ``layer1``, ``fc``); :func:`mlp_spec` if its only parametrised modules are ``nn.Linear``;
+    :func:`conv_spec` otherwise (also Linear + BatchNorm1d chains).
+    """
+    check_module(model, name)
+    if all(hasattr(model, a) for a in ("conv1", "bn1", "layer1", "fc")):
+        return resnet_spec(model, name)
+    if all(isinstance(m, nn.Linear) for _, m in _leaves(model) if _own(m)):
+        return mlp_spec(model, name)
+    return conv_spec(model, name)
+
+
+def _check_spec(spec, name="spec"):
+    if not isinstance(spec, PermutationSpec):
+        raise TypeError(
+            f"`{name}` must be a PermutationSpec (e.g. landscape.conv_spec(model)), got {type(spec).__name__}"
+        )
+    return spec
+
+
+def random_permutations(spec: PermutationSpec, model: nn.Module, seed: int = 0) -> dict[str, np.ndarray]:
+    """One uniformly random permutation per group of ``spec`` (sizes read from ``model``), seeded by ``seed``."""
+    _check_spec(spec)
+    seed = check_int(seed, "seed", minimum=0)
+    rng = np.random.default_rng(seed)
+    return {g: rng.permutation(n) for g, n in spec.sizes(model).items()}
+
+
+def _take(t, perm, axis, size):
+    """``t`` permuted along ``axis`` by ``perm`` (length ``size``; axis read as (size, k) blocks)."""
+    shape = t.shape
+    moved = t.movedim(axis, 0) if isinstance(t, torch.Tensor) else np.moveaxis(t, axis, 0)
+    mshape = moved.shape
+    flat = moved.reshape(size, -1)[perm].reshape(mshape)
+    out = flat.movedim(0, axis) if isinstance(t, torch.Tensor) else np.moveaxis(flat, 0, axis)
+    assert out.shape == shape
+    return out
+
+
+def _as_perm_dict(spec, permutations, sizes, arg="permutations"):
+    if isinstance(permutations, dict):
+        missing = set(spec.groups) - set(permutations)
+        extra = set(permutations) - set(spec.groups)
+        if missing or extra:
+            raise ValueError(
+                f"`{arg}` must have one entry per group of the spec; missing {sorted(missing)[:3]}, "
+                f"unknown {sorted(extra)[:3]}"
+            )
+        items = [(g, permutations[g]) for g in spec.groups]
+    else:
+        if isinstance(permutations, (str, bytes)) or not hasattr(permutations, "__len__"):
+            raise TypeError(
+                f"`{arg}` must be a dict group -> permutation or a sequence of index arrays (one per "
+                f"group), got {type(permutations).__name__}"
+            )
+        if len(permutations) != len(spec.groups):
+            raise ValueError(f"`{arg}` must have {len(spec.groups)} entries (one per permutation group)")
+        items = list(zip(spec.groups, permutations))
+    out = {}
+    for i, (g, p) in enumerate(items):
+        p = np.asarray(p.detach().cpu() if isinstance(p, torch.Tensor) else p)
+        if p.ndim != 1 or sorted(p.tolist()) != list(range(sizes[g])):
+            key = g if isinstance(permutations, dict) else i
+            raise ValueError(f"`{arg}[{key!r}]` is not a permutation of range({sizes[g]})")
+        out[g] = p.astype(np.int64)
+    return out
+
+
+def permute(
+    model: nn.Module, permutations, spec: PermutationSpec | None = None, name: str = "model"
+) -> nn.Module:
+    """A deep copy of ``model`` with every group of ``spec`` permuted (``.grad`` cleared); same function.
+
+    ``permutations``: a dict group -> index array (as :func:`random_permutations` gives) or a
+    sequence in the spec's group order; ``permutations[g][i]`` is the old unit that becomes unit
+    ``i``. ``spec`` defaults to :func:`infer_spec`. Parameters and BatchNorm buffers are permuted
+    (``num_batches_tracked`` is not); ``model`` is left unchanged (Ainsworth et al. 2023).
+    """
+    check_module(model, name)
+    spec = infer_spec(model, name) if spec is None else _check_spec(spec)
+    sizes = spec.sizes(model, name)
+    perms = _as_perm_dict(spec, permutations, sizes)
     out = copy.deepcopy(model)
-    new = mlp_linears(out, name)
+    state = _state(out)
     with torch.no_grad():
-        for layer, lin in enumerate(new):
-            W, b = lin.weight, lin.bias
-            if layer < len(new) - 1:
-                p = torch.as_tensor(np.asarray(permutations[layer]), device=W.device, dtype=torch.long)
-                if sorted(p.tolist()) != list(range(W.shape[0])):
-                    raise ValueError(f"`permutations[{layer}]` is not a permutation of range({W.shape[0]})")
-                W.copy_(W[p])
-                if b is not None:
-                    b.copy_(b[p])
-            if layer > 0:
-                q = torch.as_tensor(np.asarray(permutations[layer - 1]), device=W.device, dtype=torch.long)
-                W.copy_(W[:, q])
+        for g, entries in spec.groups.items():
+            for n, a in entries:
+                t = state[n]
+                p = torch.as_tensor(perms[g], device=t.device, dtype=torch.long)
+                t.copy_(_take(t, p, a, sizes[g]))
     for p in out.parameters():
         p.grad = None
     return out
 
 
+def permute_mlp(model: nn.Module, permutations, name: str = "model") -> nn.Module:
+    """A deep copy of an MLP with hidden units permuted (``.grad`` cleared); same function.
+
+    ``permutations[l]``: the permutation of hidden layer ``l`` (:func:`permute` with :func:`mlp_spec`).
+    """
+    spec = mlp_spec(model, name)
+    if isinstance(permutations, (str, bytes)) or not hasattr(permutations, "__len__"):
+        raise TypeError(
+            f"`permutations` must be a sequence of index tensors (one per hidden layer), got {type(permutations).__name__}"
+        )
+    if len(permutations) != len(spec.groups):
+        raise ValueError(f"`permutations` must have {len(spec.groups)} entries (one per hidden layer)")
+    return permute(model, list(permutations), spec, name)
+
+
+@dataclass(frozen=True, repr=False)
+class WeightMatching(Result):
+    """Result of :func:`weight_matching`.
+
+    Attributes
+    ----------
+    model : nn.Module
+        A permuted deep copy of ``model_b`` (``.grad`` cleared) computing the same function.
+    permutations : list of int ndarrays
+        One per group of the spec, in ``groups`` order: ``permutations[g][i]`` = index of B's unit
+        (hidden unit, channel) of that group that becomes unit ``i``. For an MLP, one per hidden
+        layer in order.
+    objective : list of float
+        :math:`\\sum_\\theta \\langle \\theta^A, \\pi(\\theta^B)\\rangle` over all parameters,
+        after each sweep; ``objective[0]`` is the identity permutation.
+    sweeps : int
+        Coordinate-descent sweeps run (``iterations`` is the same number).
+    converged : bool
+        A full sweep changed nothing.
+    groups : tuple of str
+        The spec's group names (order of ``permutations``).
+    kind : str
+        The spec's builder (``"mlp"``, ``"conv"``, ``"resnet"``, ``"custom"``).
+    """
+
+    model: nn.Module
+    permutations: list[np.ndarray]
+    objective: list[float]
+    sweeps: int
+    converged: bool
+    groups: tuple[str, ...] = ()
+    kind: str = "mlp"
+
+    @property
+    def iterations(self) -> int:
+        """Number of coordinate-descent sweeps (same as ``sweeps``)."""
+        return self.sweeps
+
+    @property
+    def permutation_dict(self) -> dict[str, np.ndarray]:
+        """``{group: permutation}``, the form :func:`permute` accepts."""
+        return dict(zip(self.groups, self.permutations))
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw this result with :func:`lossviz.landscape.plotting.plot_weight_matching` (``ax=``: matplotlib)."""
+        from .plotting import plot_weight_matching
+
+        return plot_weight_matching(self, backend=backend, ax=ax, **kw)
+
+
+def _arrays(model, names):
+    state = _state(model)
+    return {n: state[n].detach().to(torch.float64).cpu().numpy() for n in names}
+
+
+def _permuted(arr, n, spec, perms, sizes, skip=None):
+    """``arr`` (tensor ``n`` of B) with every group but ``skip`` applied."""
+    for a, g in sorted(spec.axes.get(n, {}).items()):
+        if g != skip:
+            arr = _take(arr, perms[g], a, sizes[g])
+    return arr
+
+
+def _objective(A, B, spec, perms, sizes):
+    return float(sum(np.sum(A[n] * _permuted(B[n], n, spec, perms, sizes)) for n in A))
+
+
+def _probe(model, spec, name, seed):
+    first = next((m for _, m in _leaves(model) if isinstance(m, (nn.Linear, *_CONV))), None)
+    p = next(model.parameters())
+    g = torch.Generator().manual_seed(seed)
+    if isinstance(first, nn.Linear):
+        shape = (16, first.in_features)
+    elif isinstance(first, _CONV):
+        shape = (2, first.in_channels) + (32,) * (first.weight.ndim - 2)
+    else:
+        return None
+    return torch.randn(shape, generator=g, dtype=torch.float64, device=g.device).to(
+        device=p.device, dtype=p.dtype
+    )
+
+
 def weight_matching(
     model_a: nn.Module,
     model_b: nn.Module,
+    spec: PermutationSpec | None = None,
     *,
     max_sweeps: int = 100,
     seed: int = 0,
-    check: bool = True,
+    check=True,
 ) -> WeightMatching:
-    r"""Permute the hidden units of ``model_b`` to align its weights with ``model_a``.
+    r"""Permute the units of ``model_b`` (hidden units, channels) to align its weights with ``model_a``.
 
-    Maximises :math:`\sum_l \langle W_l^A, P_l W_l^B P_{l-1}^\top\rangle + \langle b_l^A, P_l
-    b_l^B\rangle` over permutations :math:`P_l` of each hidden layer (:math:`P_0, P_L = I`) by
-    coordinate descent: for a layer chosen in random order, with the others fixed, the best
-    :math:`P_l` is a linear assignment problem with score matrix
+    Maximises :math:`\sum_\theta \langle \theta^A, \pi(\theta^B)\rangle` over the permutations
+    :math:`\pi = (P_g)_g` of the groups of ``spec`` (all parameters; BatchNorm running statistics
+    are permuted with their channels but not scored) by coordinate descent:
+    for a group :math:`g` chosen in random order, with the others fixed, the best :math:`P_g` is a
+    linear assignment problem with score matrix
 
-    .. math:: S_l = W_l^A (W_l^B P_{l-1}^\top)^\top + b_l^A {b_l^B}^\top
-                    + (W_{l+1}^A)^\top P_{l+1} W_{l+1}^B,
+    .. math:: S_g = \sum_{(\theta, a) \in g} \theta^A_{(a)} \big(\pi_{-g}(\theta^B)_{(a)}\big)^\top,
 
-    solved exactly by :func:`scipy.optimize.linear_sum_assignment`; sweeps repeat until a sweep
-    changes nothing (Ainsworth et al. 2023, Algorithm 1). Computed in float64.
+    where :math:`\theta_{(a)}` is :math:`\theta` with axis :math:`a` moved first and flattened to
+    (units, rest) and :math:`\pi_{-g}` applies every other group. It is solved exactly by
+    :func:`scipy.optimize.linear_sum_assignment`; sweeps repeat until a sweep changes nothing
+    (Ainsworth, Hayase & Srinivasa 2023, Git Re-Basin, arXiv:2209.04836, Algorithm 1). For an
+    MLP this is :math:`S_l = W_l^A (W_l^B P_{l-1}^\top)^\top + b_l^A {b_l^B}^\top +
+    (W_{l+1}^A)^\top P_{l+1} W_{l+1}^B`. Computed in float64.
+
+    After matching BatchNorm models, the statistics of a merged (interpolated) model are stale:
+    recompute them (:func:`lossviz.landscape.reset_bn`, ``interpolate(..., bn="recompute")``).
 
     Parameters
     ----------
     model_a, model_b : nn.Module
-        MLPs with the same widths made of ``nn.Linear`` layers applied in sequence with
-        elementwise, parameter-free activations (e.g. :class:`lossviz.models.MLP`). Both are left
-        unchanged. Anything else (BatchNorm, convolutions, residual connections) raises
-        ``ValueError``.
+        Same architecture; both are left unchanged.
+    spec : PermutationSpec, optional
+        Default :func:`infer_spec` (ResNet, MLP or plain conv net); anything else (e.g. skip
+        connections in a custom module) needs a hand-written spec, or raises ``ValueError``.
     max_sweeps : int
         Limit on coordinate-descent sweeps (``converged`` is False if reached).
     seed : int
-        Seed of the random layer order.
-    check : bool
-        Verify on a random probe batch that the permuted copy computes the same outputs (catches
-        unsupported wiring such as skip connections) and raise ``ValueError`` otherwise.
+        Seed of the random group order.
+    check : bool or Tensor
+        Verify that the permuted copy computes the same outputs as ``model_b`` (eval mode) on a
+        probe batch and raise ``ValueError`` otherwise (catches wiring the spec does not
+        describe). ``True``: random inputs shaped for the first layer (convolutions: 32 pixels
+        per side); a tensor: that batch; ``False``: no check.
 
     Examples
     --------
@@ -201,55 +584,79 @@ def weight_matching(
     check_module(model_b, "model_b")
     max_sweeps = check_int(max_sweeps, "max_sweeps", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
-    la, lb = mlp_linears(model_a, "model_a"), mlp_linears(model_b, "model_b")
-    if [(m.in_features, m.out_features) for m in la] != [(m.in_features, m.out_features) for m in lb]:
-        raise ValueError(
-            "`model_b` has different layer widths than `model_a`: "
-            f"{[(m.in_features, m.out_features) for m in lb]} vs {[(m.in_features, m.out_features) for m in la]}"
-        )
-    WA, bA = _arrays(la)
-    WB, bB = _arrays(lb)
-    L = len(WA)
-    perms = [np.arange(WA[layer].shape[0]) for layer in range(L - 1)]
+    if not isinstance(check, (bool, torch.Tensor)):
+        raise TypeError(f"`check` must be a bool or an input tensor, got {type(check).__name__}")
+    if spec is None:
+        spec = infer_spec(model_a, "model_a")
+        spec_b = infer_spec(model_b, "model_b")
+        if spec_b.groups != spec.groups:
+            raise ValueError("`model_b` has a different architecture (permutation groups) than `model_a`")
+    else:
+        _check_spec(spec)
+    sizes = spec.sizes(model_a, "model_a")
+    sizes_b = spec.sizes(model_b, "model_b")
+    sa, sb = _state(model_a), _state(model_b)
+    for n in spec.axes:
+        if sa[n].shape != sb[n].shape:
+            raise ValueError(
+                f"`model_b` has different layer widths than `model_a`: {n!r} is {tuple(sb[n].shape)} vs "
+                f"{tuple(sa[n].shape)}"
+            )
+    assert sizes == sizes_b
+    params = dict(model_a.named_parameters())
+    scored = [n for n, t in params.items() if t.is_floating_point()]
+    A, B = _arrays(model_a, scored), _arrays(model_b, scored)
+    by_group = {g: [(n, a) for n, a in entries if n in params] for g, entries in spec.groups.items()}
+    names = list(spec.groups)
+    perms = {g: np.arange(sizes[g]) for g in names}
     rng = np.random.default_rng(seed)
-    objective = [_objective(WA, bA, WB, bB, perms)]
+    objective = [_objective(A, B, spec, perms, sizes)]
     converged = False
     sweeps = 0
     for sweeps in range(1, max_sweeps + 1):  # noqa: B007
         changed = False
-        for layer in rng.permutation(L - 1):
-            prev = perms[layer - 1] if layer > 0 else np.arange(WB[layer].shape[1])
-            nxt = perms[layer + 1] if layer + 1 < L - 1 else np.arange(WB[layer + 1].shape[0])
-            S = WA[layer] @ WB[layer][:, prev].T + np.outer(bA[layer], bB[layer])
-            S += WA[layer + 1].T @ WB[layer + 1][nxt]
+        for gi in rng.permutation(len(names)):
+            g = names[gi]
+            n_g = sizes[g]
+            S = np.zeros((n_g, n_g))
+            for n, a in by_group[g]:
+                wa = np.moveaxis(A[n], a, 0).reshape(n_g, -1)
+                wb = np.moveaxis(_permuted(B[n], n, spec, perms, sizes, skip=g), a, 0).reshape(n_g, -1)
+                S += wa @ wb.T
             _, col = linear_sum_assignment(S, maximize=True)
-            old = float(S[np.arange(len(col)), perms[layer]].sum())
-            new = float(S[np.arange(len(col)), col].sum())
-            if not np.array_equal(col, perms[layer]) and new > old + 1e-12 * max(1.0, abs(old)):
-                perms[layer] = col
+            old = float(S[np.arange(n_g), perms[g]].sum())
+            new = float(S[np.arange(n_g), col].sum())
+            if not np.array_equal(col, perms[g]) and new > old + 1e-12 * max(1.0, abs(old)):
+                perms[g] = col
                 changed = True
-        objective.append(_objective(WA, bA, WB, bB, perms))
+        objective.append(_objective(A, B, spec, perms, sizes))
         if not changed:
             converged = True
             break
-    out = permute_mlp(model_b, perms, "model_b")
-    if check:
-        dtype, dev = lb[0].weight.dtype, lb[0].weight.device
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randn(16, lb[0].in_features, generator=g, dtype=torch.float64, device=g.device).to(
-            device=dev, dtype=dtype
-        )
-        with eval_mode(model_b), eval_mode(out), torch.no_grad():
-            ya, yb = model_b(x), out(x)
-        tol = 1e-4 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
-        scale = float(ya.abs().max()) + 1.0
-        if float((ya - yb).abs().max()) > tol * scale:
-            raise ValueError(
-                "`model_b`: permuting its hidden units changed its outputs, so its architecture is not a "
-                "plain sequential MLP (skip connections or non-elementwise operations?); weight_matching "
-                "does not support it"
-            )
-    return WeightMatching(out, perms, objective, sweeps, converged)
+    out = permute(model_b, perms, spec, "model_b")
+    if check is not False:
+        x = check if isinstance(check, torch.Tensor) else _probe(model_b, spec, "model_b", seed)
+        if x is not None:
+            try:
+                with eval_mode(model_b), eval_mode(out), torch.no_grad():
+                    ya, yb = model_b(x), out(x)
+            except Exception as e:
+                raise ValueError(
+                    f"`check`: could not run `model_b` on the probe batch of shape {tuple(x.shape)} ({e}); "
+                    "pass check=<a batch of inputs> or check=False"
+                ) from e
+            fp = ya.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            tol = 1e-4 if fp else 1e-9
+            scale = float(ya.abs().max()) + 1.0
+            if float((ya - yb).abs().max()) > tol * scale:
+                raise ValueError(
+                    f"`model_b`: permuting it by the {spec.kind} permutation spec changed its outputs, so "
+                    "the spec does not describe its architecture (skip connections or non-elementwise "
+                    "operations?); pass a `spec` that does"
+                )
+    return WeightMatching(
+        out, [perms[g] for g in names], objective, sweeps, converged, tuple(names), spec.kind
+    )
 
 
 def parameter_distance(model_a: nn.Module, model_b: nn.Module) -> float:

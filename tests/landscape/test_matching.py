@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -50,8 +52,17 @@ def test_weight_matching_recovers_a_planted_permutation():
 
 
 def test_weight_matching_unsupported_architectures():
-    with pytest.raises(ValueError, match="model_a"):
-        landscape.weight_matching(BNDropoutNet(), BNDropoutNet(seed=1))
+    # Linear -> BatchNorm1d chains are matched by conv_spec now; LayerNorm is not supported
+    a, b = BNDropoutNet(), BNDropoutNet(seed=1)
+    with assert_model_unchanged(a), assert_model_unchanged(b):
+        res = landscape.weight_matching(a, b)
+    assert res.kind == "conv" and res.converged
+    x = torch.randn(8, 4)
+    with torch.no_grad():
+        assert torch.allclose(res.model.eval()(x), copy.deepcopy(b).eval()(x), atol=1e-5)
+    ln = nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 2))
+    with pytest.raises(ValueError, match="model_a.*LayerNorm"):
+        landscape.weight_matching(ln, copy.deepcopy(ln))
 
     class Skip(nn.Module):
         def __init__(self, seed):
