@@ -50,19 +50,20 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """torchvision's ``ResNet`` with ``BasicBlock`` (module names as torchvision's: conv1, bn1, layer1-4, fc)."""
 
-    def __init__(self, layers=(2, 2, 2, 2), num_classes: int = 1000):
+    def __init__(self, layers=(2, 2, 2, 2), num_classes: int = 1000, width: int = 64):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        w = width  # torchvision: 64 (stages 64, 128, 256, 512)
+        self.inplanes = w
+        self.conv1 = nn.Conv2d(3, w, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, layers[0])
-        self.layer2 = self._make_layer(128, layers[1], stride=2)
-        self.layer3 = self._make_layer(256, layers[2], stride=2)
-        self.layer4 = self._make_layer(512, layers[3], stride=2)
+        self.layer1 = self._make_layer(w, layers[0])
+        self.layer2 = self._make_layer(2 * w, layers[1], stride=2)
+        self.layer3 = self._make_layer(4 * w, layers[2], stride=2)
+        self.layer4 = self._make_layer(8 * w, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(8 * w, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -88,17 +89,18 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def resnet18(num_classes: int = 10, seed: int | None = 0) -> ResNet:
+def resnet18(num_classes: int = 10, seed: int | None = 0, width: int = 64) -> ResNet:
     """torchvision's ResNet-18 (11.18M parameters at ``num_classes=10``), for 32x32 inputs.
 
     ``seed`` initialises the weights from a forked RNG (the global RNG is left alone); ``None``
-    uses the global RNG as torchvision does.
+    uses the global RNG as torchvision does. ``width`` (default torchvision's 64) sets the stage
+    widths ``width * (1, 2, 4, 8)``: a width-reduced ResNet-18 of the same layout for fast tests.
     """
     if seed is None:
-        return ResNet((2, 2, 2, 2), num_classes)
+        return ResNet((2, 2, 2, 2), num_classes, width)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ResNet((2, 2, 2, 2), num_classes)
+        return ResNet((2, 2, 2, 2), num_classes, width)
 
 
 def _transformers():
