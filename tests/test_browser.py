@@ -93,6 +93,21 @@ def browser():
         b.close()
 
 
+def _shutdown_kernels(lab) -> None:
+    """Shut down every kernel the notebook started: 22 idle kernels would hold gigabytes."""
+    import json
+    import urllib.request
+
+    url = f"{lab['base']}/api/kernels?token={lab['token']}"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        kernels = json.loads(r.read())
+    for k in kernels:
+        req = urllib.request.Request(
+            f"{lab['base']}/api/kernels/{k['id']}?token={lab['token']}", method="DELETE"
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+
+
 def _shot(page, name: str, step: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name.replace('/', '_').removesuffix('.ipynb')}-{step}.png"
@@ -155,6 +170,13 @@ _STATE_JS = """(slider) => {
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_widgets_work_in_jupyterlab(lab, browser, notebook):
+    try:
+        _check_notebook(lab, browser, notebook)
+    finally:
+        _shutdown_kernels(lab)
+
+
+def _check_notebook(lab, browser, notebook):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
