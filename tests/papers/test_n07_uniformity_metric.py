@@ -42,3 +42,13 @@ def test_property_changes_small():
         assert max(abs(p[k][0]), abs(p[k][1])) < 1e-9
     z = n07.collapsed_embeddings(8, 0.0, n=300, seed=0)
     assert p["rotation"][0] == pytest.approx(0.0, abs=1e-9) and losses.wasserstein_uniformity(z) < 0.2
+
+
+def test_claim_statistics_reuses_curves_and_checks_them():
+    c = n07.metric_curves((8, 32, 256), n07.ETAS, n=300, seed=2)
+    a = n07.claim_statistics(2, n=300, curves=c)
+    b = n07.claim_statistics(2, n=300)
+    for k in ("w2_rise", "lu_rise", "closed_form_gap_m8", "baseline_w2_m256"):
+        assert a[k] == pytest.approx(b[k], abs=1e-12)
+    with pytest.raises(ValueError, match="curves"):
+        n07.claim_statistics(2, n=300, curves=n07.metric_curves((8,), n07.ETAS, n=300, seed=2))
