@@ -608,6 +608,12 @@ def weight_matching(
     A, B = _arrays(model_a, scored), _arrays(model_b, scored)
     by_group = {g: [(n, a) for n, a in entries if n in params] for g, entries in spec.groups.items()}
     names = list(spec.groups)
+    # A's side of every score matrix does not change: (units, rest) views, made contiguous once
+    fixed = {
+        (n, a): np.ascontiguousarray(np.moveaxis(A[n], a, 0).reshape(sizes[g], -1))
+        for g, entries in by_group.items()
+        for n, a in entries
+    }
     perms = {g: np.arange(sizes[g]) for g in names}
     rng = np.random.default_rng(seed)
     objective = [_objective(A, B, spec, perms, sizes)]
@@ -620,7 +626,7 @@ def weight_matching(
             n_g = sizes[g]
             S = np.zeros((n_g, n_g))
             for n, a in by_group[g]:
-                wa = np.moveaxis(A[n], a, 0).reshape(n_g, -1)
+                wa = fixed[n, a]
                 wb = np.moveaxis(_permuted(B[n], n, spec, perms, sizes, skip=g), a, 0).reshape(n_g, -1)
                 S += wa @ wb.T
             _, col = linear_sum_assignment(S, maximize=True)
