@@ -268,3 +268,21 @@ def test_mlp_spec_matches_permute_mlp():
     assert spec.kind == "mlp" and landscape.infer_spec(net).groups == spec.groups
     perms = landscape.random_permutations(spec, net, seed=2)
     assert _same_state(landscape.permute(net, perms), landscape.permute_mlp(net, list(perms.values())))
+
+
+def test_check_probe_of_the_wrong_size_asks_for_a_batch():
+    # a Flatten head sized for 28x28 inputs cannot run on the default 32x32 probe
+    def net(seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return nn.Sequential(
+                nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 28 * 28, 3)
+            )
+
+    a, b = net(0), net(1)
+    with pytest.raises(ValueError, match="`check`.*check=<a batch of inputs>"):
+        landscape.weight_matching(a, b)
+    res = landscape.weight_matching(a, b, check=torch.randn(2, 1, 28, 28))
+    assert res.kind == "conv" and [len(p) for p in res.permutations] == [4]
+    with pytest.raises(TypeError, match="`check`"):
+        landscape.weight_matching(a, b, check="yes")
