@@ -46,11 +46,16 @@ lab: install
 
 # Unit tests and notebooks run together so pytest-xdist can balance them; --dist loadscope keeps
 # all cells of one notebook on the same worker (they share one kernel).
+# The browser tests (JupyterLab + Chromium; skipped with a hint where either is missing) run after
+# the rest, on their own: beside the notebooks they would compete for the same two cores and push
+# notebooks past their 60 s budget.
 test: install
 	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest \
-	  -n $(WORKERS) --dist loadscope \
+	  -n $(WORKERS) --dist loadscope -m "not browser" \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
 	  --doctest-modules tests notebooks lossviz
+	OMP_NUM_THREADS=1 LOSSVIZ_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest -rs -m browser \
+	  tests/test_browser.py tests/test_site_browser.py
 
 test-unit: install
 	$(BIN)/python -m pytest -n $(WORKERS) --doctest-modules tests lossviz

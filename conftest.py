@@ -29,11 +29,19 @@ def _notebook_of(item) -> str | None:
     return None
 
 
+# nbval waits 5 s for a finished cell's output messages (a fixed attribute, no option); on a
+# shared 2-core machine they can arrive later, and the cell fails with "Timeout of 5 seconds
+# exceeded waiting for output" although it ran. The execution timeout stays --nbval-cell-timeout.
+OUTPUT_TIMEOUT = 60
+
+
 def pytest_collection_modifyitems(session, config, items):
     for item in items:
         nb = _notebook_of(item)
         if nb is not None:
             _last_cell[nb] = item.nodeid
+            if hasattr(item, "output_timeout"):
+                item.output_timeout = OUTPUT_TIMEOUT
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -168,6 +168,19 @@ _STATE_JS = """(slider) => {
 }"""
 
 
+def _wait_changed(page, control, before, timeout_s: float = 20.0) -> dict:
+    """The state after a move, once the figure beside the control has changed (the kernel redraws
+    it; on a loaded machine that can take seconds) or after ``timeout_s``."""
+    deadline = time.time() + timeout_s
+    time.sleep(1.0)
+    while True:
+        after = page.evaluate(_STATE_JS, control)
+        changed = (before["plots"], before["imgs"]) != (after["plots"], after["imgs"])
+        if changed or time.time() > deadline:
+            return after
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_widgets_work_in_jupyterlab(lab, browser, notebook):
     try:
@@ -225,11 +238,13 @@ def _check_notebook(lab, browser, notebook):
         group.locator("button:not(.mod-active)").first.click()
     else:
         handle.focus()
-        for _ in range(8):
-            page.keyboard.press("ArrowRight")
-            time.sleep(0.15)
-    time.sleep(2.0)
-    after = page.evaluate(_STATE_JS, slider_el)
+        for key in ("ArrowRight", "ArrowLeft"):  # a slider at its right end moves only left
+            for _ in range(8):
+                page.keyboard.press(key)
+                time.sleep(0.15)
+            if page.evaluate(_STATE_JS, slider_el)["readout"] != before["readout"]:
+                break
+    after = _wait_changed(page, slider_el, before)
     moved = after["readout"] != before["readout"]
     if not moved and kind == "slider":  # keyboard did not move it: drag with the mouse
         box = handle.bounding_box()
@@ -237,8 +252,7 @@ def _check_notebook(lab, browser, notebook):
         page.mouse.down()
         page.mouse.move(box["x"] + 80, box["y"] + box["height"] / 2, steps=8)
         page.mouse.up()
-        time.sleep(2.0)
-        after = page.evaluate(_STATE_JS, slider_el)
+        after = _wait_changed(page, slider_el, before)
         moved = after["readout"] != before["readout"]
     plot = page.locator(f"{PANEL} .jp-OutputArea .js-plotly-plot").first
     if plot.count():
