@@ -1,0 +1,69 @@
+"""Set-up of notebook L11 (Lion as a box-constrained optimiser, Chen, Liu, Liang & Liu 2024)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lossviz.papers import l11_lion_box as l11
+
+
+def test_lion_step_matches_closed_form():
+    w = torch.nn.Parameter(torch.tensor([3.0, -0.5, 0.2], dtype=torch.float64))
+    opt = l11.Lion([w], lr=0.1, betas=(0.9, 0.99), weight_decay=1.0)
+    m0 = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64)
+    opt.state[w]["exp_avg"] = m0.clone()
+    g = torch.tensor([-20.0, 2.0, -1.0], dtype=torch.float64)
+    w.grad = g.clone()
+    x0 = w.detach().clone()
+    opt.step()
+    c = 0.9 * m0 + 0.1 * g
+    torch.testing.assert_close(w.detach(), 0.9 * x0 - 0.1 * torch.sign(c))
+    torch.testing.assert_close(opt.state[w]["exp_avg"], 0.99 * m0 + 0.01 * g)
+
+
+def test_bad_input_names_the_argument():
+    w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="lr"):
+        l11.Lion([w], lr=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        l11.Lion([w], weight_decay=-1.0)
+    with pytest.raises(TypeError, match="betas"):
+        l11.Lion([w], betas=0.9)
+    with pytest.raises(ValueError, match="optimizer"):
+        l11.run_2d(np.eye(2), np.ones(2), np.zeros(2), optimizer="adam")
+    with pytest.raises(ValueError, match="x0"):
+        l11.run_2d(np.eye(2), np.ones(2), np.zeros(3))
+
+
+def test_box_minimiser_against_a_grid():
+    q = l11.quadratic(3)
+    g = np.linspace(-1, 1, 801)
+    xx = np.stack(np.meshgrid(g, g, indexing="ij"), -1)
+    fx = l11.f_quad(xx, q["A"], q["c"])
+    best = xx.reshape(-1, 2)[fx.argmin()]
+    assert np.abs(best - q["x_box"]).max() < 5e-3
+    assert l11.f_quad(q["x_box"], q["A"], q["c"]) <= fx.min() + 1e-12
+
+
+def test_constants_and_schedule():
+    k = l11.lyapunov_constants(0.01, (0.9, 0.99), 1.0)
+    assert k["alpha"] == pytest.approx(1.0) and k["eps"] == pytest.approx(0.1)
+    assert k["kappa"] == pytest.approx(0.9 / 1.1)
+    lrs = l11.lr_schedule(100, 0.01, 0.7)
+    assert np.all(lrs[:70] == 0.01) and lrs[-1] == 0 and np.all(np.diff(lrs) <= 0)
+    d = l11.derivation()
+    assert d["entry_bound_fn"](1e-9, 3.0, 0.01) == pytest.approx(np.log(1e-9 / 3) / np.log(0.99))
+
+
+def test_short_run_obeys_the_box_and_leaves_the_rng_alone():
+    q = l11.quadratic(0)
+    state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    run = l11.run_2d(q["A"], q["c"], q["x0_far"], steps=300)
+    assert torch.equal(state, torch.get_rng_state()) and np.array_equal(np_state, np.random.get_state()[1])
+    assert run["x"].shape == (301, 1, 2) and run["m"].shape == (301, 1, 2)
+    assert l11.contraction_violations(run["x"][:, 0], run["lr"], 1.0) == 0
+    e = l11.entry_step(run["x"][:, 0], 1.0)
+    assert e is not None and np.abs(run["x"][e:, 0]).max() <= 1 + 1e-9
+    sgd = l11.run_2d(q["A"], q["c"], q["x0_far"], steps=300, optimizer="sgdw", lr=0.05, constant_fraction=1.0)
+    np.testing.assert_allclose(sgd["x"][-1, 0], l11.ridge_point(q["A"], q["c"], 1.0), atol=1e-6)
