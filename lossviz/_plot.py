@@ -81,6 +81,17 @@ def new_figure(backend: str, ax=None, *, figsize: tuple[float, float] | None = N
     return fig, ax
 
 
+def line(fig, ax, backend: str, x, y, *, name: str | None = None, index: int = 0) -> None:
+    """Add one line in the fixed colour of series ``index`` on either backend (plotly: a trace of
+    ``fig``; matplotlib: on ``ax``)."""
+    if check_backend(backend) == "matplotlib":
+        ax.plot(x, y, label=name, color=color(index))
+        return
+    import plotly.graph_objects as go
+
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": color(index)}))
+
+
 def finish(
     fig,
     backend: str,

@@ -67,3 +67,22 @@ def test_log_floor_stays_positive_for_subnormal_minima():
     v, floor = _plot.log_floor([1e-322, 0.0, 1.0])  # 1e-322 is subnormal: 1e-3 of it underflows
     assert floor > 0 and floor == tiny
     assert np.all(v > 0) and np.all(np.isfinite(np.log10(v)))
+
+
+@pytest.mark.parametrize("backend", ["matplotlib", "plotly"])
+def test_line_draws_one_series_in_its_fixed_colour_on_either_backend(backend):
+    fig, ax = _plot.new_figure(backend)
+    _plot.line(fig, ax, backend, [0, 1, 2], [3, 1, 2], name="a", index=0)
+    _plot.line(fig, ax, backend, [0, 1], [5, 6], name="b", index=7)
+    if backend == "matplotlib":
+        lines = ax.get_lines()
+        got = [
+            (ln.get_label(), list(ln.get_ydata()), matplotlib.colors.to_hex(ln.get_color())) for ln in lines
+        ]
+        plt.close(fig)
+    else:
+        got = [(t.name, list(t.y), t.line.color) for t in fig.data]
+    want_colors = [matplotlib.colors.to_hex(_plot.color(0)), matplotlib.colors.to_hex(_plot.color(7))]
+    assert [g[0] for g in got] == ["a", "b"]
+    assert [g[1] for g in got] == [[3, 1, 2], [5, 6]]
+    assert [matplotlib.colors.to_hex(g[2]) for g in got] == want_colors

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +33,7 @@ from .._model import (
     mean_loss,
     model_dtype_device,
 )
-from .._validate import check_choice, check_dtype, check_int, check_tensor
+from .._validate import check_choice, check_dtype, check_tensor
 from ._base import MATRICES, CurvatureOperator, MatrixOperator
 
 __all__ = [
@@ -288,40 +287,6 @@ class HessianOperator(CurvatureOperator):
         return self._graph
 
     # -- products -----------------------------------------------------------------------------
-    def _check_vectors(self, v: Any, name: str, ndim: int) -> torch.Tensor:
-        v = check_tensor(v, name, ndim=ndim, floating=True)
-        if v.shape[-1] != self.size:
-            raise ValueError(
-                f"`{name}` must have {self.size} entries per vector (the number of selected parameters), "
-                f"got shape {tuple(v.shape)}"
-            )
-        return v.to(dtype=self.dtype, device=self.device)
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """``H v`` for a flat vector ``v`` of length ``size``."""
-        v = self._check_vectors(v, "vector", 1)
-        return self._matmat(v[None])[0]
-
-    def default_block(self) -> int:
-        """Products per backward pass: 1 on CPU, 32 on accelerators.
-
-        Chosen by measurement: on CPU a vmapped backward over 33 vectors
-        (``is_grads_batched=True``) was 1.2-1.5x *slower* than 33 sequential backward passes for
-        the 4,482-parameter MLP of the benchmarks (benchmarks/curvature.md); on a GPU batching
-        amortises kernel launches.
-        """
-        return 1 if self.device.type == "cpu" else 32
-
-    def matmat(self, V: torch.Tensor, block: int | None = None) -> torch.Tensor:
-        """``H V^T`` row-wise: ``V`` has shape ``(m, size)``, the result too (rows ``H v_i``).
-
-        Rows are processed in blocks of ``block`` (default :meth:`default_block`) with a vmapped
-        backward pass.
-        """
-        V = self._check_vectors(V, "V", 2)
-        block = self.default_block() if block is None else check_int(block, "block", minimum=1)
-        return torch.cat([self._matmat(V[i : i + block]) for i in range(0, V.shape[0], block)])
-
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         try:
             return self._matmat_raw(V)
@@ -380,28 +345,6 @@ class HessianOperator(CurvatureOperator):
         except RuntimeError:  # an op without a batching rule: fall back to a loop
             return torch.cat([self._hvp(g, leaves, V[i : i + 1]) for i in range(m)])
         return self._flat(h, m)
-
-    def to_scipy(self):
-        """A :class:`scipy.sparse.linalg.LinearOperator` (float64 numpy in and out)."""
-        from scipy.sparse.linalg import LinearOperator
-
-        def mv(x):
-            x = np.asarray(x).reshape(-1)
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(dtype=self.dtype, device=self.device)
-            return self._matmat(t[None])[0].to(torch.float64).cpu().numpy()
-
-        def mm(X):
-            X = np.asarray(X)
-            t = torch.from_numpy(np.ascontiguousarray(X.T)).to(dtype=self.dtype, device=self.device)
-            return (
-                torch.cat([self._matmat(t[i : i + 32]) for i in range(0, t.shape[0], 32)])
-                .to(torch.float64)
-                .cpu()
-                .numpy()
-                .T
-            )
-
-        return LinearOperator((self.size, self.size), matvec=mv, matmat=mm, rmatvec=mv, dtype=np.float64)
 
     def __repr__(self) -> str:
         return (

@@ -64,6 +64,18 @@ def _ldr_a(logits, targets, margin, normalize):
     return a + margin * (1 - F.one_hot(targets, f.shape[1]).to(f.dtype))
 
 
+def _ldr_rows(logits, targets, margin, normalize, reduction, ignore_index):
+    """Validate the common arguments; the rows ``a`` (compute dtype) and what :func:`finish` needs."""
+    margin = _check_margin(margin)
+    reduction = check_reduction(reduction)
+    normalize = _check_bool(normalize, "normalize")
+    z, t, valid, shape, logits = prepare(
+        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
+    )
+    a = _ldr_a(z.to(compute_dtype(logits.dtype)), t, margin, normalize)
+    return a, (valid, shape, reduction, logits.dtype)
+
+
 def crammer_singer_hinge(
     logits: Any, targets: Any, *, margin: float = 1.0, reduction: str = "mean", ignore_index: int = -100
 ) -> torch.Tensor:
@@ -78,14 +90,8 @@ def crammer_singer_hinge(
     >>> float(crammer_singer_hinge(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([0])))   # 1.5 - 2 + 1
     0.5
     """
-    margin = _check_margin(margin)
-    reduction = check_reduction(reduction)
-    z, t, valid, shape, logits = prepare(
-        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
-    )
-    cd = compute_dtype(logits.dtype)
-    loss = _ldr_a(z.to(cd), t, margin, False).amax(dim=1)
-    return finish(loss, valid, shape, reduction, logits.dtype)
+    a, rest = _ldr_rows(logits, targets, margin, False, reduction, ignore_index)
+    return finish(a.amax(dim=1), *rest)
 
 
 def ldr_kl(
@@ -128,16 +134,9 @@ def ldr_kl(
     True
     """
     tau = check_temperature(tau)
-    margin = _check_margin(margin)
-    reduction = check_reduction(reduction)
-    z, t, valid, shape, logits = prepare(
-        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
-    )
-    cd = compute_dtype(logits.dtype)
-    a = _ldr_a(z.to(cd), t, margin, _check_bool(normalize, "normalize"))
-    k = a.shape[1]
-    loss = tau * (torch.logsumexp(a / tau, dim=1) - math.log(k))
-    return finish(loss, valid, shape, reduction, logits.dtype)
+    a, rest = _ldr_rows(logits, targets, margin, normalize, reduction, ignore_index)
+    loss = tau * (torch.logsumexp(a / tau, dim=1) - math.log(a.shape[1]))
+    return finish(loss, *rest)
 
 
 def ldr_kl_limit(
@@ -165,14 +164,8 @@ def ldr_kl_limit(
         )
     if which != "inf":
         raise ValueError(f"`which` must be 'zero' or 'inf', got {which!r}")
-    margin = _check_margin(margin)
-    reduction = check_reduction(reduction)
-    z, t, valid, shape, logits = prepare(
-        logits, targets, soft=False, ignore_index=check_ignore_index(ignore_index)
-    )
-    cd = compute_dtype(logits.dtype)
-    loss = _ldr_a(z.to(cd), t, margin, False).mean(dim=1)
-    return finish(loss, valid, shape, reduction, logits.dtype)
+    a, rest = _ldr_rows(logits, targets, margin, False, reduction, ignore_index)
+    return finish(a.mean(dim=1), *rest)
 
 
 def aldr_kl_lambdas(

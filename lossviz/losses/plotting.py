@@ -135,14 +135,7 @@ def plot_margin_curves(curves: MarginCurves, *, backend: str = "plotly", ax=None
     fig, ax = _plot.new_figure(backend, ax, figsize=(5.5, 3.6))
     for i, (p, y) in enumerate(zip(curves.params, ys)):
         name = f"{curves.param_name}={p:.3g}"
-        if backend == "matplotlib":
-            ax.plot(curves.margins, y, label=name, color=_plot.color(i))
-        else:
-            import plotly.graph_objects as go
-
-            fig.add_trace(
-                go.Scatter(x=curves.margins, y=y, mode="lines", name=name, line={"color": _plot.color(i)})
-            )
+        _plot.line(fig, ax, backend, curves.margins, y, name=name, index=i)
     if backend == "plotly":
         fig.update_layout(width=620, height=400)
     return _plot.finish(fig, backend, ax=ax, title=title, xlabel=_MARGIN_AXIS, ylabel=ylabel, legend=True)
@@ -163,14 +156,7 @@ def plot_penalty_distribution(pd: PenaltyDistribution, *, backend: str = "plotly
     fig, ax = _plot.new_figure(backend, ax, figsize=(5.5, 3.6))
     for i, (tau, w, h) in enumerate(zip(pd.taus, weights, pd.entropy)):
         name = f"tau={tau:.3g} (entropy {h:.2f})"
-        if backend == "matplotlib":
-            ax.plot(pd.similarities, w, label=name, color=_plot.color(i))
-        else:
-            import plotly.graph_objects as go
-
-            fig.add_trace(
-                go.Scatter(x=pd.similarities, y=w, mode="lines", name=name, line={"color": _plot.color(i)})
-            )
+        _plot.line(fig, ax, backend, pd.similarities, w, name=name, index=i)
     if backend == "plotly":
         fig.update_layout(width=620, height=400)
     return _plot.finish(
@@ -216,16 +202,7 @@ def plot_comp_sum_bounds(
     for i, b in enumerate(bounds):
         keep = b.eps > 0
         name = f"q={b.q:g}" + (f", K={b.num_classes}" if len(ks) > 1 else "")
-        if backend == "matplotlib":
-            ax.plot(b.eps[keep], b.gamma[keep], label=name, color=_plot.color(i))
-        else:
-            import plotly.graph_objects as go
-
-            fig.add_trace(
-                go.Scatter(
-                    x=b.eps[keep], y=b.gamma[keep], mode="lines", name=name, line={"color": _plot.color(i)}
-                )
-            )
+        _plot.line(fig, ax, backend, b.eps[keep], b.gamma[keep], name=name, index=i)
     if backend == "plotly":
         fig.update_layout(width=620, height=400)
     return _plot.finish(

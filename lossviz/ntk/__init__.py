@@ -40,7 +40,7 @@ Where things live (private modules, named after what they implement)
   diagnostics (records the final step, like every lossviz callback).
 * :mod:`lossviz.ntk.plotting`: :func:`plot_kernel`, :func:`plot_kernel_slice`,
   :func:`plot_kernel_spectrum` (was ``plot_spectrum``), :func:`plot_snapshots`,
-  :func:`plot_ridge_path`; every result with a picture has ``.plot(backend=..., ax=None)``.
+  :func:`plot_ridge_path`, :func:`plot_self_distillation`; every result with a picture has ``.plot(backend=..., ax=None)``.
 
 Paper code moved to :mod:`lossviz.papers` (old names work for one release, with a
 ``DeprecationWarning``): ``CenteredTwoLayer``, ``TwoLayerRun``, ``train_two_layer`` ->
@@ -100,7 +100,14 @@ from ._parametrization import PARAMETRIZATIONS, Architecture, ParametrizedMLP, S
 from ._random_features import RidgePath, random_features, ridge_path
 from ._self_distillation import SelfDistillation, distillation_weight, self_distillation
 from ._snapshots import NTKSnapshots, SnapshotResult
-from .plotting import plot_kernel, plot_kernel_slice, plot_kernel_spectrum, plot_ridge_path, plot_snapshots
+from .plotting import (
+    plot_kernel,
+    plot_kernel_slice,
+    plot_kernel_spectrum,
+    plot_ridge_path,
+    plot_self_distillation,
+    plot_snapshots,
+)
 
 __all__ = [
     "EmpiricalNTK",
@@ -134,6 +141,7 @@ __all__ = [
     "plot_kernel_spectrum",
     "plot_snapshots",
     "plot_ridge_path",
+    "plot_self_distillation",
     "OUTPUTS",
     "METHODS",
     "PARAMETRIZATIONS",

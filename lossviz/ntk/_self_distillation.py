@@ -66,6 +66,12 @@ class SelfDistillation(Result):
     alpha: float
     amplified_ridge: float
 
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw the gains with :func:`lossviz.ntk.plotting.plot_self_distillation` (``ax=``: matplotlib)."""
+        from .plotting import plot_self_distillation
+
+        return plot_self_distillation(self, backend=backend, ax=ax, **kw)
+
 
 def _steps(steps) -> np.ndarray:
     s = np.atleast_1d(np.asarray(steps, dtype=np.float64))

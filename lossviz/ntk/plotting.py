@@ -29,9 +29,17 @@ from ._analytic import AnalyticNTK
 from ._empirical import EmpiricalNTK
 from ._kernels import KernelSpectrum, eigh
 from ._random_features import RidgePath
+from ._self_distillation import SelfDistillation
 from ._snapshots import SnapshotResult
 
-__all__ = ["plot_kernel", "plot_kernel_slice", "plot_kernel_spectrum", "plot_snapshots", "plot_ridge_path"]
+__all__ = [
+    "plot_kernel",
+    "plot_kernel_slice",
+    "plot_kernel_spectrum",
+    "plot_snapshots",
+    "plot_ridge_path",
+    "plot_self_distillation",
+]
 
 
 def _as_numpy_kernel(kernel):
@@ -262,12 +270,7 @@ def plot_ridge_path(path: RidgePath, *, backend: str = "plotly", ax=None, title:
     fig, ax_ = _plot.new_figure(backend, ax, figsize=(5.4, 3.8))
     for i, (lab, v) in enumerate(series.items()):
         y, _ = _plot.log_floor(v, name=lab)
-        if backend == "matplotlib":
-            ax_.plot(r, y, color=_plot.color(i), label=lab)
-        else:
-            import plotly.graph_objects as go
-
-            fig.add_trace(go.Scatter(x=r, y=y, mode="lines", name=lab, line={"color": _plot.color(i)}))
+        _plot.line(fig, ax_, backend, r, y, name=lab, index=i)
     title = title or f"F = {path.num_features}, n = {path.num_samples}"
     return _plot.finish(
         fig,
@@ -279,3 +282,38 @@ def plot_ridge_path(path: RidgePath, *, backend: str = "plotly", ax=None, title:
         xlog=True,
         ylog=True,
     )
+
+
+def plot_self_distillation(
+    result: SelfDistillation, *, backend: str = "plotly", ax=None, title: str | None = None
+):
+    """The shrinkage ``g_t`` of every eigen-direction of the training Gram matrix against its
+    eigenvalue, one line per distillation step (log x; eigenvalues <= 0 drawn at the floor).
+
+    Round ``t`` multiplies the component of the targets along an eigenvector with eigenvalue
+    ``d`` by ``g_t(d)``: small-eigenvalue directions are shrunk more with every round.
+    """
+    backend = _plot.check_backend(backend)
+    if not isinstance(result, SelfDistillation):
+        raise TypeError(f"`result` must be a SelfDistillation, got {type(result).__name__}")
+    d = result.eigenvalues.detach().to(torch.float64).cpu().numpy()
+    order = np.argsort(d)
+    x, _ = _plot.log_floor(d[order], name="eigenvalues")
+    gains = result.gains.detach().to(torch.float64).cpu().numpy()[:, order]
+    fig, ax_ = _plot.new_figure(backend, ax, figsize=(5.4, 3.8))
+    for i, (t, g) in enumerate(zip(result.steps, gains)):
+        _plot.line(fig, ax_, backend, x, g, name="t = inf" if np.isinf(t) else f"t = {int(t)}", index=i)
+    title = title or f"self-distillation gains (ridge {result.ridge:.3g}, alpha {result.alpha:.3g})"
+    out = _plot.finish(
+        fig,
+        backend,
+        ax=ax_,
+        title=title,
+        xlabel="eigenvalue of the training Gram matrix",
+        ylabel="gain g_t (shrinkage)",
+        xlog=True,
+        legend=True,
+    )
+    if backend == "matplotlib" and getattr(fig, "_lossviz_owned", False):
+        fig.tight_layout()  # after the labels: the x label fits the small figure
+    return out

@@ -83,9 +83,9 @@ class Lion(torch.optim.Optimizer):
     --------
     >>> import torch
     >>> w = torch.nn.Parameter(torch.tensor([3.0, -0.5], dtype=torch.float64))
-    >>> opt = Lion([w], lr=0.1, weight_decay=1.0)
+    >>> lion = Lion([w], lr=0.1, weight_decay=1.0)
     >>> w.grad = torch.tensor([-1.0, 2.0], dtype=torch.float64)
-    >>> opt.step()
+    >>> lion.step()  # one step, not a loop: training goes through train.fit
     >>> [round(v, 4) for v in w.tolist()]   # (1 - 0.1) w - 0.1 sign(0.1 g)
     [2.8, -0.55]
     """
@@ -165,12 +165,12 @@ def lyapunov(fx, x, m, *, alpha: float, eps: float, weight_decay: float) -> np.n
 def lr_schedule(steps: int, lr: float = LR, constant_fraction: float = 0.7) -> np.ndarray:
     """Per-step learning rates: ``lr`` for the first ``constant_fraction`` of the steps, then linearly to 0.
 
-    Entry ``t`` is the rate of update ``t`` (from ``x_t`` to ``x_{t+1}``); the last one is > 0.
+    Entry ``t`` is the rate of update ``t`` (from ``x_t`` to ``x_{t+1}``); the decay reaches 0 at the last update.
 
     Examples
     --------
     >>> lr_schedule(10, 1.0, 0.6).round(2).tolist()
-    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.67, 0.33, 0.0]
     """
     steps = check_int(steps, "steps", minimum=1)
     lr = check_float(lr, "lr", minimum=0.0)
@@ -401,7 +401,7 @@ def regression(seed: int, *, n: int = 200, d: int = 20, noise: float = 0.1, devi
     w_star = 2.0 * rng.standard_normal(d)
     teacher = nn.Linear(d, 1, bias=False).to(torch.float64)
     with torch.no_grad():
-        teacher.weight.copy_(torch.as_tensor(w_star[None], dtype=torch.float64))
+        teacher.weight.copy_(torch.as_tensor(w_star[None], dtype=torch.float64, device=teacher.weight.device))
     ds = lvdata.teacher_student(
         n, d, teacher=teacher, noise=noise, seed=seed, dtype=torch.float64, device=device
     )

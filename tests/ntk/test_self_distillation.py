@@ -108,3 +108,22 @@ def test_bad_inputs_name_the_argument():
         ntk.distillation_weight(k, y, y[:, :1], y, ridge=0.1)
     with pytest.raises(ValueError, match="k_eval_train"):
         ntk.distillation_weight(k, y, y, y, ridge=0.1, k_eval_train=kt[:, :3])
+
+
+@pytest.mark.parametrize("backend", ["plotly", "matplotlib"])
+def test_plot_draws_one_gain_curve_per_step_against_the_eigenvalues(backend):
+    x = torch.linspace(-1, 1, 12, dtype=torch.float64)[:, None]
+    res = ntk.self_distillation(
+        ntk.rbf_kernel(x, x), torch.sin(3 * x), ridge=1e-2, alpha=0.3, steps=(1, 2, math.inf)
+    )
+    fig = res.plot(backend=backend)
+    if backend == "plotly":
+        assert [t.name for t in fig.data] == ["t = 1", "t = 2", "t = inf"]
+        assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.title.text
+        # the curve is the gains sorted by eigenvalue
+        order = torch.argsort(res.eigenvalues)
+        assert list(fig.data[1].y) == pytest.approx(res.gains[1, order].tolist())
+    else:
+        assert len(fig.axes[0].get_lines()) == 3 and fig.axes[0].get_xscale() == "log"
+    with pytest.raises(TypeError, match="result"):
+        ntk.plot_self_distillation("not a result")
