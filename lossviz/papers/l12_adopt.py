@@ -142,28 +142,35 @@ class ADOPT(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, eps, c = group["lr"], group["eps"], group["clip_exponent"]
             b1, b2 = group["betas"]
+            by_step: dict[int, list] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
                 st = self.state[p]
                 if "step" not in st:
                     st["step"] = 0
                     st["exp_avg"] = torch.zeros_like(p)
                     st["exp_avg_sq"] = torch.zeros_like(p)
-                v = st["exp_avg_sq"]
-                if st["step"] == 0:
-                    v.addcmul_(g, g)
+                if st["step"] == 0:  # the first call only sets v_0 = g_0^2
+                    st["exp_avg_sq"].addcmul_(p.grad, p.grad)
                     st["step"] = 1
                     continue
-                u = g / v.sqrt().clamp_min(eps)
+                by_step.setdefault(st["step"], []).append(p)
+            for t, ps in by_step.items():  # one batch of foreach kernels per step count (the clip bound)
+                gs = [p.grad for p in ps]
+                ms = [self.state[p]["exp_avg"] for p in ps]
+                vs = [self.state[p]["exp_avg_sq"] for p in ps]
+                us = torch._foreach_div(gs, torch._foreach_clamp_min(torch._foreach_sqrt(vs), eps))
                 if c is not None:
-                    bound = float(st["step"]) ** c
-                    u.clamp_(-bound, bound)
-                st["exp_avg"].mul_(b1).add_(u, alpha=1.0 - b1)
-                p.add_(st["exp_avg"], alpha=-lr)
-                v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                st["step"] += 1
+                    bound = float(t) ** c
+                    torch._foreach_clamp_min_(us, -bound)
+                    torch._foreach_clamp_max_(us, bound)
+                torch._foreach_lerp_(ms, us, 1.0 - b1)
+                torch._foreach_add_(ps, ms, alpha=-lr)
+                torch._foreach_mul_(vs, b2)
+                torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
+                for p in ps:
+                    self.state[p]["step"] = t + 1
         return loss
 
 
