@@ -564,21 +564,6 @@ class Batches:
         ys = [p[1] for p in pairs]
         return cat_inputs([p[0] for p in pairs]), (None if ys[0] is None else torch.cat(ys))
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | None = None) -> Batches:
-        """Cast floating inputs/targets (integer ones keep their dtype); in memory."""
-        b = Batches(
-            self.batches,
-            self.sizes,
-            split=self.split,
-            output_fn=self.output_fn,
-            resident=self.resident,
-            name=self.name,
-            dtype=dtype,
-            device=device,
-        )
-        b._batches = tuple(b._move(x, y) for x, y in b._batches)
-        return b
-
 
 def _check_pair(inputs, targets, name: str, i: int):
     if isinstance(inputs, Mapping):

@@ -103,7 +103,7 @@ def test_collate_bad_input(bad, exc, match):
 def test_collate_dataset_and_cast():
     from lossviz.data import two_moons
 
-    b = collate(two_moons(10, seed=0)).to(dtype=torch.float64)
+    b = collate(two_moons(10, seed=0)).on(dtype=torch.float64)
     x, y = b.cat()
     assert x.dtype == torch.float64 and y.dtype == torch.long and b.total == 10
 

@@ -229,6 +229,8 @@ def analytic(
     for r0 in range(0, n1, rows):
         r1 = min(n1, r0 + rows)
         k12 = a[r0:r1] @ b.T / d_in
+        if x2 is None:  # the diagonal is the variance exactly: cos = 1 there (arccos is ill-conditioned at 1)
+            k12.diagonal(offset=r0).copy_(k11[r0:r1])
         sig12 = k12 * ws2 + bs2
         theta = k12.mul_(cw(1)).add_(cb)  # k12 is not needed any more
         for layer in range(2, depth + 2):

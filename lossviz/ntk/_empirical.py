@@ -530,26 +530,59 @@ def empirical(
     buffers = buffers_of(model)
     try:
         with eval_mode(model, mode == "train"), torch.enable_grad():  # works inside torch.no_grad() too
-            kernel, o, used, reason, chunk = _compute(
-                model,
-                all_params,
-                params,
-                frozen,
-                buffers,
-                x1,
-                x2,
-                output,
-                method,
-                mode,
-                trainable_only,
-                chunk_size,
-                max_block_bytes,
-                num_params,
-                dtype,
-                fwd,
-                place,
-                info,
-            )
+            # the kernel by the structured path when it applies, else by Jacobian blocks
+            reason = None
+            kernel = None
+            used = method
+            chunk = None
+            o = 0
+            if method in ("auto", "structured"):
+                reason = _structured_reason(model, mode, trainable_only)
+                if reason is None:
+                    try:
+                        kernel, o = _structured(
+                            model,
+                            all_params,
+                            buffers,
+                            place(x1),
+                            None if x2 is None else place(x2),
+                            output,
+                            trainable_only,
+                            fwd,
+                        )
+                        used = "structured"
+                    except _Fallback as exc:
+                        reason = str(exc)
+                if reason is not None and method == "structured":
+                    raise ValueError(f"method='structured' does not apply to this model: {reason}")
+            if kernel is None:
+                used = "jacobian"
+                if chunk_size is None and mode == "train":
+                    chunk = input_size(x1)  # whole-batch Jacobian: samples are coupled
+                elif chunk_size is None:
+                    with torch.no_grad():  # the first forward: a wrong input shape is named here
+                        probe = fwd({**all_params, **buffers}, place(slice_inputs(x1, 0, 1)))
+                    o_probe = int(probe.numel())
+                    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
+                    per_sample = max(1, o_probe * num_params * itemsize)
+                    chunk = max(1, min(input_size(x1), max_block_bytes // per_sample))
+                else:
+                    chunk = check_int(chunk_size, "chunk_size", minimum=1)
+                kernel, o = _jacobian_path(
+                    model,
+                    params,
+                    frozen,
+                    buffers,
+                    x1,
+                    x2,
+                    output,
+                    mode,
+                    chunk,
+                    2 * max_block_bytes,
+                    fwd,
+                    place,
+                    info,
+                )
     except RuntimeError as exc:
         hint = double_backward_hint(exc)
         if hint is None:
@@ -567,79 +600,3 @@ def empirical(
         "per_sample_loop": bool(info.get("per_sample_loop", False)),
     }
     return EmpiricalNTK(kernel, output, used, int(o), int(num_params), diagnostics)
-
-
-def _compute(
-    model,
-    all_params,
-    params,
-    frozen,
-    buffers,
-    x1,
-    x2,
-    output,
-    method,
-    mode,
-    trainable_only,
-    chunk_size,
-    max_block_bytes,
-    num_params,
-    dtype,
-    fwd,
-    place,
-    info,
-):
-    """The kernel by the structured path when it applies, else by Jacobian blocks."""
-    reason = None
-    kernel = None
-    used = method
-    chunk = None
-    o = 0
-    if method in ("auto", "structured"):
-        reason = _structured_reason(model, mode, trainable_only)
-        if reason is None:
-            try:
-                kernel, o = _structured(
-                    model,
-                    all_params,
-                    buffers,
-                    place(x1),
-                    None if x2 is None else place(x2),
-                    output,
-                    trainable_only,
-                    fwd,
-                )
-                used = "structured"
-            except _Fallback as exc:
-                reason = str(exc)
-        if reason is not None and method == "structured":
-            raise ValueError(f"method='structured' does not apply to this model: {reason}")
-    if kernel is None:
-        used = "jacobian"
-        if chunk_size is None and mode == "train":
-            chunk = input_size(x1)  # whole-batch Jacobian: samples are coupled
-        elif chunk_size is None:
-            with torch.no_grad():  # the first forward: a wrong input shape is named here
-                probe = fwd({**all_params, **buffers}, place(slice_inputs(x1, 0, 1)))
-            o_probe = int(probe.numel())
-            itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
-            per_sample = max(1, o_probe * num_params * itemsize)
-            chunk = max(1, min(input_size(x1), max_block_bytes // per_sample))
-        else:
-            chunk = check_int(chunk_size, "chunk_size", minimum=1)
-        kernel, o = _jacobian_path(
-            model,
-            params,
-            frozen,
-            buffers,
-            x1,
-            x2,
-            output,
-            mode,
-            chunk,
-            2 * max_block_bytes,
-            fwd,
-            place,
-            info,
-        )
-    return kernel, o, used, reason, chunk
