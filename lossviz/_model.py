@@ -287,6 +287,8 @@ def default_split(batch, label_key: str = "labels"):
 
 def _is_batch(obj) -> bool:
     """Whether ``obj`` is one batch (not an iterable of batches)."""
+    if isinstance(obj, torch.utils.data.DataLoader):  # even one whose class has .x/.y attributes
+        return False
     if isinstance(obj, Mapping):  # a dict batch: tensors (other values are passed on as they are)
         return any(isinstance(v, torch.Tensor) for v in obj.values())
     if isinstance(obj, (tuple, list)) and len(obj) >= 2:

@@ -519,14 +519,18 @@ def fit(
     loss_fn : callable(outputs, targets) -> scalar mean loss, or :func:`batch_loss`
         A :func:`batch_loss` is called as ``fn(model, (x_batch, y_batch))``.
     data : ``(inputs, targets)`` tensors, a dict batch (Hugging Face style), a :class:`lossviz.data.Dataset`, an iterable of batches, or :func:`lossviz.data.collate` of them
-        Batches are concatenated once, on the model's device with floating inputs in the model's
-        dtype (token ids keep theirs); ``batch_size`` decides the training batches. The model's
+        In-memory batches are concatenated once, on the model's device with floating inputs in
+        the model's dtype (token ids keep theirs); ``batch_size`` decides the training batches.
+        A ``DataLoader`` (or any re-iterable) is streamed instead: one optimiser step per batch it
+        yields, moved to the device as it comes, the loader re-iterated every epoch (its own
+        shuffling and augmentation apply; ``batch_size`` must then be ``None``). The model's
         output goes through ``output_fn`` (see :func:`lossviz.data.collate`; default: a tensor,
         a tuple's first element, a ``ModelOutput``'s ``logits``).
     steps, epochs : int
         Number of optimiser updates, or of passes over the data (exactly one must be given).
     batch_size : int, optional
-        Mini-batch size (shuffled each epoch with ``seed``); ``None`` = full batch.
+        Mini-batch size (shuffled each epoch with ``seed``); ``None`` = full batch (in-memory
+        data) or the loader's own batches (a ``DataLoader``).
     optimizer : ``"sgd"`` | ``"adam"`` | ``"adamw"``, an optimiser, or ``callable(params)``
         ``callable(params)`` receives the trainable parameters and may build param groups from
         the model itself. An optimiser with ``requires_closure = True`` (:class:`EntropySGD`) is
@@ -561,13 +565,27 @@ def fit(
             f"`loss_fn` must be callable(outputs, targets) or train.batch_loss, got {type(loss_fn).__name__}"
         )
     batches = collate(data, "data").on(model)  # floating inputs in the model's dtype and device
-    x, y = batches.cat()
-    n = input_size(x)
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of `steps` or `epochs`")
-    bs = n if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
-    bs = min(bs, n)
-    per_epoch = math.ceil(n / bs)
+    if batches.streaming:
+        # a DataLoader (or any re-iterable): its batches are the training batches, streamed to
+        # the device one at a time and re-iterated every epoch (its shuffling and augmentation
+        # apply); nothing is concatenated
+        if batch_size is not None:
+            raise ValueError(
+                "`batch_size` must be None when `data` is a DataLoader or another re-iterable: "
+                "its own batches are the training batches (set the batch size on the loader)"
+            )
+        loader_len = getattr(batches.loader, "__len__", None)
+        per_epoch = int(loader_len()) if loader_len is not None else len(batches)
+        x = y = None
+        n = bs = 0
+    else:
+        x, y = batches.cat()
+        n = input_size(x)
+        bs = n if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+        bs = min(bs, n)
+        per_epoch = math.ceil(n / bs)
     total = (
         check_int(steps, "steps", minimum=0)
         if steps is not None
@@ -597,7 +615,14 @@ def fit(
 
     def batch_iter():
         while True:
-            if bs >= n:
+            if batches.streaming:
+                empty = True
+                for xb, yb, _ in batches.stream(weights=False):
+                    empty = False
+                    yield xb, yb
+                if empty:
+                    raise ValueError("`data` is empty: the loader yielded no batches")
+            elif bs >= n:
                 yield x, y
             else:
                 perm = torch.randperm(n, generator=gen, device=gen.device).to(device)

@@ -418,3 +418,60 @@ def test_entropy_sgd_bad_inputs():
         train.EntropySGD(p, persistent=1)
     with pytest.raises(ValueError, match="closure"):
         train.EntropySGD(p).step()
+
+
+class _CountingLoader:
+    """A re-iterable of batches (like a DataLoader) that records every batch it hands out."""
+
+    def __init__(self, x, y, batch):
+        self.inputs, self.targets, self.batch, self.handed = x, y, batch, []
+
+    def __len__(self):
+        return math.ceil(len(self.inputs) / self.batch)
+
+    def __iter__(self):
+        for i in range(0, len(self.inputs), self.batch):
+            self.handed.append(len(self.inputs[i : i + self.batch]))
+            yield self.inputs[i : i + self.batch], self.targets[i : i + self.batch]
+
+
+def test_fit_streams_a_loader_one_step_per_batch_without_concatenating():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(10, 2, generator=g), torch.randint(0, 3, (10,), generator=g)
+    loader = _CountingLoader(x, y, batch=4)  # batches of 4, 4, 2
+    net = models.MLP(2, (8,), 3, seed=0)
+    ref = models.MLP(2, (8,), 3, seed=0)
+    hist = train.fit(net, F.cross_entropy, loader, epochs=2, lr=0.1, progress=False)
+    # the same updates by hand: SGD on the loader's batches in order, two passes
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    manual = []
+    for _ in range(2):
+        for xb, yb in ((x[i : i + 4], y[i : i + 4]) for i in range(0, 10, 4)):
+            opt.zero_grad()
+            loss = F.cross_entropy(ref(xb), yb)
+            manual.append(float(loss))
+            loss.backward()
+            opt.step()
+    assert len(hist.loss) == 7  # 6 updates + the final loss (on the next pass's first batch)
+    assert hist.loss[:6] == pytest.approx(manual, rel=1e-6)
+    for a, b in zip(net.parameters(), ref.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert max(loader.handed) == 4  # one batch at a time, never the whole data set
+    with pytest.raises(ValueError, match="batch_size"):
+        train.fit(net, F.cross_entropy, loader, steps=2, batch_size=4, progress=False)
+
+
+def test_fit_streams_a_torch_dataloader_with_its_own_shuffling_reproducibly():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 2, generator=g), torch.randint(0, 2, (12,), generator=g)
+    loader = DataLoader(TensorDataset(x, y), batch_size=5, shuffle=True)
+    runs = []
+    state = torch.random.get_rng_state()
+    for _ in range(2):
+        net = models.MLP(2, (6,), 2, seed=0)
+        train.fit(net, F.cross_entropy, loader, epochs=3, lr=0.1, seed=3, progress=False)
+        runs.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert torch.equal(runs[0], runs[1])  # the loader's shuffle draws from the seeded global RNG
+    assert torch.equal(state, torch.random.get_rng_state())  # and the caller's RNG is left alone
