@@ -34,7 +34,10 @@ on the far side; (b) the same quadratic from the box centre with a momentum poin
 (c) least squares with :math:`n = 200`, :math:`d = 20`, full batch and mini-batches of 20. Every
 torch run goes through :func:`lossviz.train.fit` with :class:`Lion` (or SGD with decoupled decay as
 the control); several 2-D runs share one ``fit`` call as separate parameters (the loss is a sum,
-every update is per parameter, so the runs are independent).
+every update is per parameter, so the runs are independent). :func:`lion_quadratic` is the same
+recursion in numpy, vectorised over runs with one weight decay each (it reproduces the
+``train.fit`` iterates bit for bit, tested): it runs the long ODE proxy and the grid over
+:math:`\lambda` behind the notebook's slider in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -342,6 +345,111 @@ def run_2d(
     return {"x": x, "m": m, "f": f_quad(x, a, c), "lr": lrs, "weight_decay": np.array(wds)}
 
 
+def lion_quadratic(
+    a,
+    c,
+    x0,
+    *,
+    weight_decay: float | Sequence[float] = 1.0,
+    lr: float = LR,
+    betas=BETAS,
+    steps: int = STEPS_2D,
+    constant_fraction: float = 0.7,
+    m0=None,
+) -> dict:
+    r"""Lion on :math:`f = \frac12 (x - c)^\top A (x - c)` as a numpy recursion, vectorised over runs.
+
+    The same update as :class:`Lion` (gradient :math:`\nabla f` written as torch's autograd forms it,
+    :math:`\frac12 (dA + dA^\top)` with :math:`d = x - c`, so the iterates equal :func:`run_2d`'s bit
+    for bit in float64) and the same :func:`lr_schedule`. ``x0`` is ``(d,)`` or ``(k, d)``;
+    ``weight_decay`` one value or one per run; ``m0`` the start momentum, shaped like ``x0``.
+    Returns the same arrays as :func:`run_2d`: ``x``, ``m`` ``(steps + 1, k, d)``, ``f``
+    ``(steps + 1, k)``, ``lr`` ``(steps,)``, ``weight_decay`` ``(k,)``.
+
+    Examples
+    --------
+    >>> run = lion_quadratic(np.eye(2), np.array([3.0, 0.5]), np.zeros(2), steps=2000)
+    >>> [round(float(v), 3) for v in run["x"][-1, 0]]   # the box solution: clip c to [-1, 1]
+    [1.0, 0.5]
+    """
+    a = np.asarray(a, dtype=float)
+    c = np.asarray(c, dtype=float)
+    x = np.array(x0, dtype=float)
+    x = x[None] if x.ndim == 1 else x
+    if x.ndim != 2 or a.shape != (x.shape[1], x.shape[1]) or c.shape != (x.shape[1],):
+        raise ValueError(
+            f"`x0` must be (d,) or (k, d) with `a` (d, d) and `c` (d,), got {x.shape}, {a.shape}, {c.shape}"
+        )
+    k = x.shape[0]
+    wds = (
+        np.full(k, float(weight_decay))
+        if np.isscalar(weight_decay)
+        else np.asarray(weight_decay, dtype=float)
+    )
+    if wds.shape != (k,):
+        raise ValueError(f"`weight_decay` must be one value or {k} (one per run), got shape {wds.shape}")
+    for w in wds:
+        check_float(float(w), "weight_decay", minimum=0.0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"`betas` must be a pair (beta1, beta2), got {betas!r}")
+    b1 = check_float(betas[0], "betas[0]", minimum=0.0, maximum=1.0 - 1e-15)
+    b2 = check_float(betas[1], "betas[1]", minimum=0.0, maximum=1.0 - 1e-15)
+    steps = check_int(steps, "steps", minimum=1)
+    lrs = lr_schedule(steps, lr, constant_fraction)
+    m = np.zeros_like(x) if m0 is None else np.array(m0, dtype=float).reshape(x.shape)
+    xs = np.empty((steps + 1, *x.shape))
+    ms = np.empty_like(xs)
+    xs[0], ms[0] = x, m
+    lam = wds[:, None]
+    for t in range(steps):
+        d = x - c
+        g = 0.5 * (d @ a) + (0.5 * d) @ a.T
+        x = x * (1.0 - lrs[t] * lam) - lrs[t] * np.sign(b1 * m + (1.0 - b1) * g)
+        m = b2 * m + (1.0 - b2) * g
+        xs[t + 1], ms[t + 1] = x, m
+    return {"x": xs, "m": ms, "f": f_quad(xs, a, c), "lr": lrs, "weight_decay": wds}
+
+
+def lambda_grid(seed: int, lambdas: Sequence[float], *, steps: int = STEPS_2D, lr: float = LR) -> dict:
+    r"""Lion on seed ``seed``'s quadratic for every :math:`\lambda` in ``lambdas``, from the far and the near start.
+
+    The starts are :func:`quadratic`'s at :math:`\lambda = 1` for every :math:`\lambda` (only the decay
+    changes). One vectorised :func:`lion_quadratic` call. Returns ``lambdas``, ``x`` of shape
+    ``(steps + 1, len(lambdas), 2, 2)`` (axis 2: far, near start), ``x_box`` and ``ridge``
+    ``(len(lambdas), 2)`` (the BVLS box solution and :math:`(A + \lambda I)^{-1}Ac`), ``end_dist_box``
+    ``(len(lambdas), 2)``, ``entry`` (the first step with :math:`\|x\|_\infty \le 1/\lambda + 10^{-9}`, -1 if
+    never) and the quadratic ``q``.
+    """
+    lams = np.asarray([check_float(v, "lambdas", positive=True) for v in lambdas], dtype=float)
+    if lams.ndim != 1 or lams.size == 0:
+        raise ValueError("`lambdas` must be a non-empty sequence of positive numbers")
+    q = quadratic(seed)
+    a, c = q["A"], q["c"]
+    starts = np.stack([q["x0_far"], q["x0_near"]])
+    x0 = np.tile(starts, (lams.size, 1))
+    run = lion_quadratic(a, c, x0, weight_decay=np.repeat(lams, 2), steps=steps, lr=lr)
+    x = run["x"].reshape(steps + 1, lams.size, 2, 2)
+    x_box = np.stack([box_minimiser(a, c, 1.0 / v) for v in lams])
+    ridge = np.stack([ridge_point(a, c, v) for v in lams])
+    entry = np.array(
+        [
+            [-1 if (e := entry_step(x[:, i, j], 1.0 / v)) is None else e for j in range(2)]
+            for i, v in enumerate(lams)
+        ]
+    )
+    dist = np.linalg.norm(x[-1] - x_box[:, None], axis=-1)
+    return {
+        "lambdas": lams,
+        "x": x,
+        "f": run["f"].reshape(steps + 1, lams.size, 2),
+        "x_box": x_box,
+        "ridge": ridge,
+        "end_dist_box": dist,
+        "entry": entry,
+        "q": q,
+    }
+
+
 # --------------------------------------------------------------------------- phase statistics
 def contraction_violations(x, lrs, weight_decay: float, *, atol: float = 1e-12) -> int:
     r"""How often :math:`(|x_{t+1,i}| - 1/\lambda)_+ > (1 - \eta_t\lambda)(|x_{t,i}| - 1/\lambda)_+ + \text{atol}`.
@@ -504,8 +612,17 @@ def derivation() -> dict:
 
 
 # --------------------------------------------------------------------------- claim statistics
-def claim_statistics(seed: int, *, device="cpu", fine: bool = True) -> dict:
-    """Everything the notebook asserts for one seed (2-D runs, ODE proxy, regression, controls)."""
+def claim_statistics(seed: int, *, device="cpu", refine: int = 10, keep_runs: bool = False) -> dict:
+    r"""Everything the notebook asserts for one seed (2-D runs, ODE proxy, regression, controls).
+
+    The 2-D runs (Lion at :math:`\lambda \in \{1, 0, 0.2\}` from the far start, Lion from the centre
+    with the wrong-way momentum, SGD-W at :math:`\lambda \in \{0.2, 1\}`) and the regression runs go
+    through :func:`lossviz.train.fit` on ``device``. The ODE proxy is Lion with a ``refine`` times
+    smaller step and ``refine`` times more steps at the same :math:`\alpha, \gamma, \varepsilon`
+    (:math:`\beta_2 = 1 - \eta\gamma`), run by :func:`lion_quadratic` (``refine=0`` skips it). With
+    ``keep_runs`` the trajectories are returned under ``"runs"`` (for the notebook's figures).
+    """
+    refine = check_int(refine, "refine", minimum=0)
     q = quadratic(seed)
     a, c, xb = q["A"], q["c"], q["x_box"]
     out: dict = {"c": c, "x_box": xb, "f_box": float(f_quad(xb, a, c))}
@@ -521,6 +638,7 @@ def claim_statistics(seed: int, *, device="cpu", fine: bool = True) -> dict:
     out.update(
         violations=main["violations"],
         entry=main["entry"],
+        excess0=float(np.abs(q["x0_far"]).max() - 1.0),
         max_excess_after=main["max_excess_after"],
         dist_box=float(np.linalg.norm(xt[0] - xb)),
         f_gap=float(lion["f"][-1, 0] - out["f_box"]),
@@ -539,18 +657,30 @@ def claim_statistics(seed: int, *, device="cpu", fine: bool = True) -> dict:
         sgdw1_violations=contraction_violations(sgd["x"][:, 1], sgd["lr"], 1.0),
     )
     out["sgdw_over_lion"] = out["sgdw02_dist_c"] / max(out["lam02_dist_c"], 1e-300)
-    if fine:  # ODE proxy: 10x finer step, the same alpha, gamma, eps (beta2 = 1 - eta gamma)
-        fr = run_2d(a, c, q["x0_far"], lr=LR / 10, betas=(0.9, 0.999), steps=10 * STEPS_2D, device=device)
-        fs = phase_statistics(fr, 0, a, c, weight_decay=1.0)
-        out.update(fine_h_ratio=fs["h_ratio"], fine_violations=fs["violations"], fine_entry=fs["entry"])
+    runs = {"q": q, "lion": lion, "sgd": sgd, "main": main, "wrong": wrong}
+    if refine:  # ODE proxy: a `refine` x finer step, the same alpha, gamma, eps (beta2 = 1 - eta gamma)
+        b2 = 1.0 - (1.0 - BETAS[1]) / refine
+        fr = lion_quadratic(a, c, q["x0_far"], lr=LR / refine, betas=(BETAS[0], b2), steps=refine * STEPS_2D)
+        consts = lyapunov_constants(LR / refine, (BETAS[0], b2), 1.0)
+        fs = phase_statistics(fr, 0, a, c, weight_decay=1.0, consts=consts)
+        out.update(
+            fine_h_ratio=fs["h_ratio"],
+            fine_violations=fs["violations"],
+            fine_entry=fs["entry"],
+            fine_dist_box=float(np.linalg.norm(fr["x"][-1, 0] - xb)),
+        )
+        runs.update(fine=fr, fine_stats=fs)
     # (c) regression
     reg = regression(seed, device=device)
     xn, yn, wb = reg["X"], reg["y"], reg["w_box"]
     fbox = float(reg_loss(wb, xn, yn))
     active = set(np.flatnonzero(np.abs(wb) >= 1 - 1e-9))
     out["reg_outside_ols"] = float((np.abs(reg["w_ols"]) > 1).mean())
+    out["reg_n_active"] = len(active)
+    runs["reg"] = reg
     for name, bs in (("reg", None), ("mb", 20)):
         r = run_regression(reg, batch_size=bs, seed=seed)
+        runs[f"{name}_run"] = r
         w = r["x"][-1, 0]
         e = entry_step(r["x"][:, 0], 1.0, 1e-6)
         out[f"{name}_violations"] = contraction_violations(r["x"][:, 0], r["lr"], 1.0)
@@ -562,4 +692,6 @@ def claim_statistics(seed: int, *, device="cpu", fine: bool = True) -> dict:
         out[f"{name}_dist_box"] = float(np.abs(w - wb).max())
         out[f"{name}_rel_gap"] = float((reg_loss(w, xn, yn) - fbox) / fbox)
         out[f"{name}_active_equal"] = set(np.flatnonzero(np.abs(w) >= 1 - 1e-6)) == active
+    if keep_runs:
+        out["runs"] = runs
     return out

@@ -67,3 +67,38 @@ def test_short_run_obeys_the_box_and_leaves_the_rng_alone():
     assert e is not None and np.abs(run["x"][e:, 0]).max() <= 1 + 1e-9
     sgd = l11.run_2d(q["A"], q["c"], q["x0_far"], steps=300, optimizer="sgdw", lr=0.05, constant_fraction=1.0)
     np.testing.assert_allclose(sgd["x"][-1, 0], l11.ridge_point(q["A"], q["c"], 1.0), atol=1e-6)
+
+
+def test_numpy_recursion_equals_the_fit_run():
+    q = l11.quadratic(2)
+    x0 = np.stack([q["x0_far"], q["x0_near"], np.zeros(2)])
+    m0 = np.stack([np.zeros(2), np.zeros(2), -3 * q["A"] @ (-q["c"])])
+    wds = [1.0, 0.5, 1.0]
+    ref = l11.run_2d(q["A"], q["c"], x0, weight_decay=wds, m0=m0, steps=400)
+    fast = l11.lion_quadratic(q["A"], q["c"], x0, weight_decay=wds, m0=m0, steps=400)
+    np.testing.assert_array_equal(fast["x"], ref["x"])
+    np.testing.assert_allclose(fast["m"], ref["m"], atol=1e-12)
+    with pytest.raises(ValueError, match="weight_decay"):
+        l11.lion_quadratic(q["A"], q["c"], x0, weight_decay=[1.0, 2.0])
+    with pytest.raises(ValueError, match="x0"):
+        l11.lion_quadratic(q["A"], q["c"], np.zeros(3))
+
+
+def test_lambda_grid_ends_at_the_box_solution():
+    g = l11.lambda_grid(0, [0.5, 1.0, 2.0], steps=3000)
+    assert g["x"].shape == (3001, 3, 2, 2) and g["x_box"].shape == (3, 2)
+    assert g["end_dist_box"].max() < 1e-3
+    # pushed-out coordinates approach 1/lambda from above, slowest at small lambda (factor 1 - eta lambda)
+    assert np.all(np.abs(g["x"][-1]).max(-1) <= 1 / g["lambdas"][:, None] + 1e-5)
+    with pytest.raises(ValueError, match="lambdas"):
+        l11.lambda_grid(0, [0.0])
+
+
+def test_lyapunov_coupling_term_is_nonnegative_on_the_box():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(500, 3))
+    m = rng.standard_normal((500, 3))
+    h = l11.lyapunov(np.zeros(500), x, m, alpha=1.0, eps=0.1, weight_decay=1.0)
+    assert h.min() >= -1e-12  # Fenchel-Young: ||m||_1 - lambda m.x >= 0 when ||lambda x||_inf <= 1
+    with pytest.raises(ValueError, match="shape"):
+        l11.lyapunov(np.zeros(2), x, m, alpha=1.0, eps=0.1, weight_decay=1.0)
