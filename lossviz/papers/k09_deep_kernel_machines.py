@@ -23,7 +23,7 @@ Toy: ``P = 50``, ``x ~ N(0, I_4)``, ``y = sin(2 x_1) cos(x_2)`` (one output chan
 two hidden layers; likelihood ``N(y; 0, K(G_2) + 0.01 I)``. ``G_l = V_l V_l^T + 1e-6 I`` with ``V_l``
 a full ``P x P`` matrix started at the Cholesky factor of the NNGP Gram; the KL prior is
 ``K(G_{l-1}) + 1e-6 I`` (the same jitter, so that the NNGP start has KL exactly 0 in layer 1).
-float64, L-BFGS (strong Wolfe), warm-started along the ``nu`` path ``1e4, 10, 1, 0.1``.
+float64, L-BFGS (``scipy.optimize.minimize``, L-BFGS-B, gradient by autograd), warm-started along the ``nu`` path ``1e4, 10, 1, 0.1``.
 
 Only training-set quantities are computed: prediction at test points needs the paper's
 predictive scheme, which is not implemented here.
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
 
 from .. import ntk
 from .._result import Result
@@ -215,7 +216,7 @@ def fit_dkm(
     jitter: float = JITTER,
     noise: float = NOISE,
 ) -> DKMPath:
-    """Maximise the DKM objective by L-BFGS (strong Wolfe) at each ``nu``, warm-started along ``nus``.
+    """Maximise the DKM objective by L-BFGS (scipy L-BFGS-B, autograd gradient) at each ``nu``, warm-started along ``nus``.
 
     Starts at the NNGP (``V_l`` = Cholesky factor of ``NNGP_l``). Deterministic (no randomness).
     """
@@ -224,26 +225,29 @@ def fit_dkm(
         raise ValueError("`nus` must hold at least one value")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     nngp = nngp_grams(task, layers)
-    vs = [torch.linalg.cholesky(g + jitter * _eye(g)).contiguous().requires_grad_(True) for g in nngp]
+    vs = [torch.linalg.cholesky(g + jitter * _eye(g)) for g in nngp]
     grams, ll, kl, obj, ch, dev, al = [], [], [], [], [], [], []
+    shapes = [v.shape for v in vs]
+    sizes = [v.numel() for v in vs]
     for nu in nus:
-        opt = torch.optim.LBFGS(
-            vs,
-            lr=1.0,
-            max_iter=max_iter,
-            history_size=50,
-            tolerance_grad=1e-9,
-            tolerance_change=1e-12,
-            line_search_fn="strong_wolfe",
+
+        def fun(theta, nu=nu):
+            t = torch.as_tensor(theta, dtype=task.g0.dtype, device=task.g0.device)
+            ws = [w.reshape(s).requires_grad_(True) for w, s in zip(torch.split(t, sizes), shapes)]
+            loss = -dkm_objective(ws, task, nu, jitter=jitter, noise=noise) / task.y.numel()
+            grads = torch.autograd.grad(loss, ws)
+            return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads]).cpu().numpy()
+
+        theta0 = torch.cat([v.detach().reshape(-1) for v in vs]).cpu().numpy()
+        res = minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": max_iter, "maxcor": 50, "gtol": 1e-9, "ftol": 1e-15},
         )
-
-        def closure(nu=nu, opt=opt):
-            opt.zero_grad()
-            loss = -dkm_objective(vs, task, nu, jitter=jitter, noise=noise) / task.y.numel()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        t = torch.as_tensor(res.x, dtype=task.g0.dtype, device=task.g0.device)
+        vs = [w.reshape(s) for w, s in zip(torch.split(t, sizes), shapes)]
         with torch.no_grad():
             l_, k_, gs = _terms(vs, task, jitter=jitter, noise=noise)
         gs = [g.detach().clone() for g in gs]
