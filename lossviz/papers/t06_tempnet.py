@@ -33,6 +33,7 @@ from torch import nn
 
 from .._validate import check_float, check_int
 from ..losses import dro_optimal_temperature
+from ..train import batch_loss, fit
 
 KS = (1, 2, 4, 8, 16, 32)
 TAU_MIN, TAU_MAX = 0.05, 5.0
@@ -116,9 +117,9 @@ class TempNet(nn.Module):
             nn.Dropout(0.5),
             nn.Linear(hidden, hidden),
         )
-        self.u = nn.Parameter(torch.zeros(hidden))
-        self.v = nn.Parameter(torch.zeros(hidden))
-        self.bias = nn.Parameter(torch.zeros(()))
+        self.u = nn.Parameter(torch.zeros(hidden, device="cpu"))
+        self.v = nn.Parameter(torch.zeros(hidden, device="cpu"))
+        self.bias = nn.Parameter(torch.zeros((), device="cpu"))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = h - h.max(dim=1, keepdim=True).values
@@ -139,9 +140,10 @@ def train_tempnet(
     lr: float = 3e-3,
     hidden: int = 64,
 ) -> TempNet:
-    """Adam on the DRO loss over the frozen logits ``h``; returns the TempNet in eval mode.
+    """Adam on the DRO loss over the frozen logits ``h`` (through :func:`lossviz.train.fit`,
+    shuffled mini-batches); returns the TempNet in eval mode.
 
-    Seeded with its own generator (the global torch RNG is restored afterwards).
+    Seeded: the global torch RNG is restored afterwards.
     """
     rho = check_float(rho, "rho", positive=True)
     steps = check_int(steps, "steps", minimum=0)
@@ -150,18 +152,21 @@ def train_tempnet(
     if h.ndim != 2 or y.shape != h.shape[:1]:
         raise ValueError(f"`h` must be (n, V) and `y` (n,), got {tuple(h.shape)} and {tuple(y.shape)}")
     h = h.detach()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # the initialisation draws from the global generator
         torch.manual_seed(check_int(seed, "seed", minimum=0))
         net = TempNet(h.shape[1], hidden).to(device=h.device, dtype=h.dtype)
-        gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        n = h.shape[0]
-        for _ in range(steps):
-            idx = torch.randint(n, (min(batch_size, n),), generator=gen).to(h.device)
-            loss = dro_loss(h[idx], y[idx], net(h[idx]), rho).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    loss = batch_loss(lambda m, b: dro_loss(b[0], b[1], m(b[0]), rho).mean())
+    fit(
+        net,
+        loss,
+        (h, y),
+        steps=steps,
+        batch_size=batch_size,
+        optimizer="adam",
+        lr=lr,
+        seed=seed,
+        progress=False,
+    )
     return net.eval()
 
 
