@@ -88,7 +88,7 @@ def make_task(seed: int, *, p: int = 50, d: int = 4, device=None) -> Task:
     """
     p, d = check_int(p, "p", minimum=2), check_int(d, "d", minimum=2)
     g = torch.Generator(device="cpu").manual_seed(int(seed))
-    x = torch.randn(p, d, generator=g, dtype=torch.float64).to(device)
+    x = torch.randn(p, d, generator=g, dtype=torch.float64, device="cpu").to(device)
     y = torch.sin(2 * x[:, 0]) * torch.cos(x[:, 1])
     return Task(x, y, x @ x.T / d)
 
@@ -294,7 +294,7 @@ def claim_statistics(
     if path is None:
         path = fit_dkm(task, nus, max_iter=max_iter)
     g = torch.Generator(device="cpu").manual_seed(10_000 + int(seed))
-    perm = torch.randperm(task.y.numel(), generator=g).to(task.y.device)
+    perm = torch.randperm(task.y.numel(), generator=g, device="cpu").to(task.y.device)
     y_perm = task.y[perm]
     return {
         "nus": [float(v) for v in path.nus],
