@@ -34,6 +34,8 @@ Modules (private; import from this face)
     StableMax and the Softmax Collapse diagnostic (Prieto et al. 2025).
 ``_mixup``
     mixup batches and soft-target cross-entropy (Zhang et al. 2018).
+``_pass_at_n``
+    exact pass@N in log space and the DCO loss (Chen et al. 2025).
 ``_views``
     analytic views: loss surfaces over 3-class logits, loss against the margin.
 ``plotting``
@@ -70,8 +72,10 @@ from ._contrastive import (
 from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
 from ._mixup import Mixup, mixup, soft_cross_entropy
 from ._moved import MOVED as _MOVED
+from ._pass_at_n import dco_loss, dco_weight, log_pass_at_n, pass_at_n
 from ._stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
 from ._tempered import tempered_cross_entropy
+from ._triplet import triplet_loss
 from ._views import LossSurface, MarginCurves, logit_surface, margin_curves
 from ._z_loss import SphericalStats, spherical_stats, z_loss, z_loss_spherical, z_scores
 from .plotting import (
@@ -93,12 +97,15 @@ __all__ = [
     "comp_sum_conditional_regret",
     "CompSumBound",
     "crammer_singer_hinge",
+    "dco_loss",
+    "dco_weight",
     "dro_objective",
     "dro_optimal_temperature",
     "info_nce",
     "info_nce_from_similarities",
     "ldr_kl",
     "ldr_kl_limit",
+    "log_pass_at_n",
     "log_stablemax",
     "logit_surface",
     "LossSurface",
@@ -109,6 +116,7 @@ __all__ = [
     "mixup",
     "negative_weights",
     "nt_xent_similarities",
+    "pass_at_n",
     "penalty_distribution",
     "penalty_widget",
     "PenaltyDistribution",
@@ -128,6 +136,7 @@ __all__ = [
     "surface_widget",
     "tempered_cross_entropy",
     "tolerance",
+    "triplet_loss",
     "uniformity",
     "wasserstein_uniformity",
     "z_loss",
