@@ -88,6 +88,7 @@ from __future__ import annotations
 
 from .._deprecate import moved
 from ._base import CurvatureOperator, MatrixOperator
+from ._batch import BatchEigenvalues, batch_eigenvalues, sample_batches
 from ._eigen import EigenResult, top_eigenvalues
 from ._exact import ExactHessian, exact_hessian
 from ._ggn import EmpiricalFisherOperator, GGNOperator, curvature_operator
@@ -112,6 +113,9 @@ __all__ = [
     "ExactHessian",
     "top_eigenvalues",
     "EigenResult",
+    "batch_eigenvalues",
+    "BatchEigenvalues",
+    "sample_batches",
     "trace",
     "TraceResult",
     "spectral_density",
