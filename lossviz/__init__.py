@@ -26,6 +26,7 @@ _SUBMODULES = {
     "data",
     "models",
     "train",
+    "optim",
     "testing",
     "widgets",
     "stats",

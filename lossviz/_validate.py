@@ -68,6 +68,16 @@ def check_float(
     return value
 
 
+def check_betas(betas: Any, name: str = "betas") -> tuple[float, float]:
+    """Return an optimiser's ``(beta1, beta2)`` as floats, each in ``[0, 1)``."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"`{name}` must be a pair (beta1, beta2), got {betas!r}")
+    return (
+        check_float(betas[0], f"{name}[0]", minimum=0.0, maximum=1.0 - 1e-15),
+        check_float(betas[1], f"{name}[1]", minimum=0.0, maximum=1.0 - 1e-15),
+    )
+
+
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
     """Check that ``value`` is one of ``choices``."""
     if value not in choices:

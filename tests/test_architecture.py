@@ -27,6 +27,7 @@ BASE = (
     "data",
     "models",
     "train",
+    "optim",
     "widgets",
     "testing",
     "stats",
@@ -199,7 +200,7 @@ def test_no_public_function_name_means_two_things_across_families():
             owners.setdefault(name, []).append(fam)
     base = {
         n
-        for mod in ("train", "data", "models", "widgets", "stats")
+        for mod in ("train", "optim", "data", "models", "widgets", "stats")
         for n in importlib.import_module(f"lossviz.{mod}").__all__
     }
     dup = {n: f for n, f in owners.items() if len(f) > 1 or n in base}
@@ -210,7 +211,7 @@ def test_no_min_max_parameter_names_in_public_functions():
     import inspect
 
     bad = []
-    for fam in (*FAMILIES, "train", "data", "models", "widgets", "stats"):
+    for fam in (*FAMILIES, "train", "optim", "data", "models", "widgets", "stats"):
         mod = importlib.import_module(f"lossviz.{fam}")
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)

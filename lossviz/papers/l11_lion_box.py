@@ -52,79 +52,12 @@ from torch import nn
 from .. import data as lvdata
 from .. import train
 from .._validate import check_float, check_int, check_tensor
+from ..optim import Lion
 
 BETAS = (0.9, 0.99)
 LR = 0.01
 STEPS_2D = 3000
 STEPS_REG = 4000
-
-
-class Lion(torch.optim.Optimizer):
-    r"""Lion (EvoLved Sign Momentum) with decoupled weight decay.
-
-    Chen et al., *Symbolic Discovery of Optimization Algorithms*, NeurIPS 2023, arXiv:2302.06675
-    (Algorithm 2); analysed as a constrained optimiser by Chen, Liu, Liang & Liu, ICLR 2024,
-    arXiv:2310.05898. Per parameter, with :math:`g` its gradient and :math:`m` the state
-    ``"exp_avg"`` (zeros unless set before the first step):
-
-    .. math::
-
-        c = \beta_1 m + (1 - \beta_1) g,\quad
-        x \leftarrow (1 - \eta\lambda)\,x - \eta\,\operatorname{sign}(c),\quad
-        m \leftarrow \beta_2 m + (1 - \beta_2) g .
-
-    ``sign(0) = 0``. The decay is *decoupled* (it does not enter :math:`m`). A start momentum
-    :math:`m_0` is given by ``optimizer.state[p]["exp_avg"] = m0`` before the first step.
-
-    Parameters
-    ----------
-    lr : :math:`\eta \ge 0`
-    betas : :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``
-    weight_decay : :math:`\lambda \ge 0`; the box radius is :math:`1/\lambda`
-
-    Examples
-    --------
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.tensor([3.0, -0.5], dtype=torch.float64))
-    >>> lion = Lion([w], lr=0.1, weight_decay=1.0)
-    >>> w.grad = torch.tensor([-1.0, 2.0], dtype=torch.float64)
-    >>> lion.step()  # one step, not a loop: training goes through train.fit
-    >>> [round(v, 4) for v in w.tolist()]   # (1 - 0.1) w - 0.1 sign(0.1 g)
-    [2.8, -0.55]
-    """
-
-    def __init__(self, params, lr: float = 1e-4, betas=BETAS, weight_decay: float = 0.0):
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"`betas` must be a pair (beta1, beta2), got {betas!r}")
-        b1 = check_float(betas[0], "betas[0]", minimum=0.0, maximum=1.0 - 1e-15)
-        b2 = check_float(betas[1], "betas[1]", minimum=0.0, maximum=1.0 - 1e-15)
-        defaults = {
-            "lr": check_float(lr, "lr", minimum=0.0),
-            "betas": (b1, b2),
-            "weight_decay": check_float(weight_decay, "weight_decay", minimum=0.0),
-        }
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102  (documented on the class)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, wd = group["lr"], group["weight_decay"]
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if "exp_avg" not in st:
-                    st["exp_avg"] = torch.zeros_like(p)
-                m = st["exp_avg"]
-                c = m.mul(b1).add_(p.grad, alpha=1.0 - b1)
-                p.mul_(1.0 - lr * wd).add_(torch.sign(c), alpha=-lr)
-                m.mul_(b2).add_(p.grad, alpha=1.0 - b2)
-        return loss
 
 
 # --------------------------------------------------------------------------- Lyapunov function

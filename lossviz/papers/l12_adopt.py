@@ -48,7 +48,8 @@ from torch import nn
 
 from .. import data as lvdata
 from .. import models, train
-from .._validate import check_choice, check_float, check_int
+from .._validate import check_betas, check_choice, check_float, check_int
+from ..optim import ADOPT, ClippedADOPT
 
 BETA1 = 0.9
 BETA2S = (0.1, 0.5, 0.9, 0.99, 0.999)
@@ -62,141 +63,6 @@ NET_LR = 1e-3
 
 
 # --------------------------------------------------------------------------- the optimisers
-def _betas(betas) -> tuple[float, float]:
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"`betas` must be a pair (beta1, beta2), got {betas!r}")
-    return (
-        check_float(betas[0], "betas[0]", minimum=0.0, maximum=1.0 - 1e-15),
-        check_float(betas[1], "betas[1]", minimum=0.0, maximum=1.0 - 1e-15),
-    )
-
-
-class ADOPT(torch.optim.Optimizer):
-    r"""ADOPT (Taniguchi et al., NeurIPS 2024, arXiv:2411.02853), Algorithm 1 by default.
-
-    Per parameter, with gradient :math:`g_t` and state ``"exp_avg"`` (:math:`m`, zeros),
-    ``"exp_avg_sq"`` (:math:`v`) and ``"step"``:
-
-    * the first call only sets :math:`v_0 = g_0^2` (the parameter does not move);
-    * every later call, the :math:`t`-th update (:math:`t = 1, 2, \dots`),
-
-      .. math::
-
-          u = \frac{g_t}{\max(\sqrt{v_{t-1}}, \epsilon)}\ \big(\text{clipped to } \pm t^{c}
-          \text{ when } c = \texttt{clip\_exponent} \text{ is set}\big),\quad
-          m \leftarrow \beta_1 m + (1 - \beta_1) u,\quad
-          \theta \leftarrow \theta - \eta\, m,\quad
-          v \leftarrow \beta_2 v + (1 - \beta_2) g_t^2 .
-
-    No bias correction (the paper has none: :math:`v_0 = g_0^2` is unbiased and :math:`m` starts at
-    0). ``clip_exponent=None`` is the paper's Algorithm 1; ``clip_exponent=0.25`` is the official
-    implementation's default since its 2024-11-22 update (:class:`ClippedADOPT`), which the updated
-    paper shows keeps the convergence rate.
-
-    Parameters
-    ----------
-    lr : :math:`\eta \ge 0`
-    betas : :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``; any :math:`\beta_2` is allowed (the point)
-    eps : :math:`\epsilon > 0`, the floor of :math:`\sqrt{v}` (official default ``1e-6``)
-    clip_exponent : ``None`` (no clipping, Algorithm 1) or :math:`c \ge 0` (clip to :math:`\pm t^c`)
-
-    Examples
-    --------
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
-    >>> adopt = ADOPT([w], lr=0.1, betas=(0.5, 0.5))
-    >>> w.grad = torch.tensor([2.0, -1.0], dtype=torch.float64)
-    >>> adopt.step()   # one call, not a loop (training goes through train.fit): sets v = g^2
-    >>> w.tolist(), adopt.state[w]["exp_avg_sq"].tolist()
-    ([0.0, 0.0], [4.0, 1.0])
-    >>> w.grad = torch.tensor([4.0, 1.0], dtype=torch.float64)
-    >>> adopt.step()   # u = g / sqrt(v_prev) = (2, 1), m = 0.5 u, w -= 0.1 m
-    >>> [round(x, 4) for x in w.tolist()]
-    [-0.1, -0.05]
-    """
-
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas=(0.9, 0.9999),
-        eps: float = 1e-6,
-        clip_exponent: float | None = None,
-    ):
-        if clip_exponent is not None:
-            clip_exponent = check_float(clip_exponent, "clip_exponent", minimum=0.0)
-        defaults = {
-            "lr": check_float(lr, "lr", minimum=0.0),
-            "betas": _betas(betas),
-            "eps": check_float(eps, "eps", positive=True),
-            "clip_exponent": clip_exponent,
-        }
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102  (documented on the class)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, eps, c = group["lr"], group["eps"], group["clip_exponent"]
-            b1, b2 = group["betas"]
-            by_step: dict[int, list] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if "step" not in st:
-                    st["step"] = 0
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-                if st["step"] == 0:  # the first call only sets v_0 = g_0^2
-                    st["exp_avg_sq"].addcmul_(p.grad, p.grad)
-                    st["step"] = 1
-                    continue
-                by_step.setdefault(st["step"], []).append(p)
-            for t, ps in by_step.items():  # one batch of foreach kernels per step count (the clip bound)
-                gs = [p.grad for p in ps]
-                ms = [self.state[p]["exp_avg"] for p in ps]
-                vs = [self.state[p]["exp_avg_sq"] for p in ps]
-                us = torch._foreach_div(gs, torch._foreach_clamp_min(torch._foreach_sqrt(vs), eps))
-                if c is not None:
-                    bound = float(t) ** c
-                    torch._foreach_clamp_min_(us, -bound)
-                    torch._foreach_clamp_max_(us, bound)
-                torch._foreach_lerp_(ms, us, 1.0 - b1)
-                torch._foreach_add_(ps, ms, alpha=-lr)
-                torch._foreach_mul_(vs, b2)
-                torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
-                for p in ps:
-                    self.state[p]["step"] = t + 1
-        return loss
-
-
-class ClippedADOPT(ADOPT):
-    r"""ADOPT with the official clipping: the normalised gradient is clipped to :math:`\pm t^{1/4}`.
-
-    The same as :class:`ADOPT` with ``clip_exponent=0.25`` (the official code's
-    ``clip_lambda = lambda step: step ** 0.25``). The clipping bounds the step of a coordinate whose
-    :math:`\sqrt{v}` is tiny (for instance a ReLU unit that was dead on the first batch and has
-    :math:`v_0 = 0`: Algorithm 1 then steps by :math:`g/\epsilon`).
-
-    Examples
-    --------
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-    >>> adopt = ClippedADOPT([w], lr=1.0, betas=(0.0, 0.5))
-    >>> w.grad = torch.zeros(1, dtype=torch.float64); adopt.step()   # v_0 = 0
-    >>> w.grad = torch.ones(1, dtype=torch.float64); adopt.step()    # g / eps = 1e6, clipped to 1
-    >>> w.tolist()
-    [-1.0]
-    """
-
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, clip_exponent=0.25):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, clip_exponent=clip_exponent)
-
-
 # --------------------------------------------------------------------------- toy (a): the counter-example
 def lr_toy(steps: int, lr: float = 0.01, decay: float = 0.01) -> np.ndarray:
     r"""Step sizes :math:`\alpha_t = \text{lr}/\sqrt{1 + \text{decay}\cdot t}`, ``t = 0..steps-1`` (update ``t + 1``).
@@ -395,7 +261,7 @@ def make_optimizer(method: str, beta2: float, *, lr: float = NET_LR, beta1: floa
     eps 1e-6) or ``"adopt_clip"`` (:class:`ClippedADOPT`, eps 1e-6).
     """
     check_choice(method, "method", ("adam", "adopt", "adopt_clip"))
-    betas = _betas((beta1, beta2))
+    betas = check_betas((beta1, beta2))
     lr = check_float(lr, "lr", minimum=0.0)
 
     def make(params):
