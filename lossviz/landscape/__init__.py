@@ -44,6 +44,7 @@ from ._export import to_vtk
 from ._grid import Line, Plane, cpu_workers, grid_axis, line, plane
 from ._interpolate import Interpolation, interpolate, reset_bn
 from ._local_entropy import LocalEntropy, gibbs_moments, local_entropy, local_entropy_descent
+from ._lr_range import LRRangeTest, lr_range_test
 from ._matching import (
     PermutationSpec,
     WeightMatching,
@@ -128,6 +129,8 @@ __all__ = [
     "box_counting_dimension",
     "mean_field_problem",
     "mean_field_loss",
+    "LRRangeTest",
+    "lr_range_test",
 ]
 
 _L01 = "lossviz.papers.l01_large_step_logistic"
