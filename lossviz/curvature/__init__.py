@@ -45,7 +45,7 @@ Where each method lives (one private module per method, each citing its paper)
   :class:`EmpiricalFisherOperator` (per-sample gradient outer products; F. Kunstner et al.,
   NeurIPS 2019, on what it is not) and :func:`curvature_operator` (``matrix=``).
 * ``_exact``: :func:`exact_hessian` (dense, for small models and references).
-* ``_lanczos``: :func:`lanczos` with full re-orthogonalisation, the tridiagonal eigensolve.
+* ``_lanczos``: :func:`lanczos` with full re-orthogonalisation (or the three-vector recurrence), the tridiagonal eigensolve.
 * ``_eigen``: :func:`top_eigenvalues`: implicitly restarted Lanczos (ARPACK, via
   :func:`scipy.sparse.linalg.eigsh`) or one growing Krylov space, with the true residual norms
   ``||H v - lambda v||`` reported (they bound the eigenvalue error).

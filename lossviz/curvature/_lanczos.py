@@ -263,10 +263,10 @@ class LanczosResult(Result):
     ----------
     alpha, beta : np.ndarray
         Diagonal (m,) and off-diagonal (m - 1,) of ``T``.
-    basis : torch.Tensor (m, n)
-        Orthonormal Lanczos vectors (rows).
+    basis : torch.Tensor (m, n) or None
+        Orthonormal Lanczos vectors (rows); ``None`` when not kept (``keep_basis=False``).
     orthogonality_loss : float
-        ``max |V V^T - I|``.
+        ``max |V V^T - I|`` (without a kept basis: the largest ``|v_0 . v_j|``, a lower bound).
     breakdown : bool
         The Krylov space became invariant before ``steps`` (then ``m < steps`` and the Ritz
         values are exact eigenvalues of ``H``).
@@ -274,7 +274,7 @@ class LanczosResult(Result):
 
     alpha: np.ndarray
     beta: np.ndarray
-    basis: torch.Tensor
+    basis: torch.Tensor | None
     orthogonality_loss: float
     breakdown: bool
     matvecs: int
@@ -293,6 +293,7 @@ def lanczos(
     steps: int,
     *,
     reorthogonalize: bool = True,
+    keep_basis: bool | None = None,
     breakdown_tol: float | None = None,
 ) -> LanczosResult:
     r"""``steps`` Lanczos iterations from ``v0`` with full re-orthogonalisation.
@@ -302,6 +303,12 @@ def lanczos(
     the extreme eigenvalues ("ghosts"). Stops early when ``beta_j`` falls below
     ``breakdown_tol * max|alpha|`` (invariant subspace). ``matvec`` maps a vector of length ``n``
     to ``H v`` (a :class:`CurvatureOperator` works).
+
+    Memory: full re-orthogonalisation needs the whole basis, ``steps x n`` entries.
+    ``reorthogonalize=False, keep_basis=False`` runs the plain three-term recurrence with three
+    vectors of length ``n`` (what a quadrature such as :func:`spectral_density` needs: ``alpha``
+    and ``beta`` only); ``basis`` is then ``None`` and ``orthogonality_loss`` is the largest
+    ``|v_0 . v_j|`` (a lower bound of ``max |V V^T - I|``). ``keep_basis`` defaults to True.
     """
     steps = check_int(steps, "steps", minimum=1)
     v0 = check_tensor(v0, "v0", ndim=1, floating=True)
@@ -314,6 +321,13 @@ def lanczos(
     nrm = v0.norm()
     if not nrm > 0:
         raise ValueError("`v0` must be non-zero")
+    keep = True if keep_basis is None else bool(keep_basis)
+    if not keep and reorthogonalize:
+        raise ValueError(
+            "`keep_basis=False` needs `reorthogonalize=False` (re-orthogonalising uses the basis)"
+        )
+    if not keep:
+        return _lanczos_three_term(mv, v0 / nrm, steps, tol)
     V = torch.empty(steps, n, dtype=v0.dtype, device=v0.device)
     V[0] = v0 / nrm
     alpha, beta = [], []
@@ -342,3 +356,30 @@ def lanczos(
     gram = V @ V.T
     ortho = float((gram - torch.eye(m, dtype=V.dtype, device=V.device)).abs().max())
     return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), V, ortho, breakdown, count)
+
+
+def _lanczos_three_term(mv, q, steps: int, tol: float) -> LanczosResult:
+    """The plain recurrence with three vectors (no basis kept, no re-orthogonalisation)."""
+    first, prev = q, None
+    alpha, beta = [], []
+    count, breakdown, scale, drift = 0, False, 0.0, 0.0
+    for j in range(steps):
+        w = mv(q)
+        count += 1
+        a = float(torch.dot(w, q))
+        alpha.append(a)
+        scale = max(scale, abs(a))
+        if j == steps - 1:
+            break
+        w = w - a * q
+        if prev is not None:
+            w = w - beta[-1] * prev
+        b = float(w.norm())
+        if b <= tol * max(scale, 1e-300):
+            breakdown = True
+            break
+        beta.append(b)
+        prev, q = q, w / b
+        drift = max(drift, abs(float(torch.dot(first, q))))
+    m = len(alpha)
+    return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), None, drift, breakdown, count)
