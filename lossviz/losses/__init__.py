@@ -75,6 +75,7 @@ from ._moved import MOVED as _MOVED
 from ._pass_at_n import dco_loss, dco_weight, log_pass_at_n, pass_at_n
 from ._stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
 from ._tempered import tempered_cross_entropy
+from ._tempnet import TempNet, kl_dro_loss, kl_to_uniform
 from ._triplet import triplet_loss
 from ._views import LossSurface, MarginCurves, logit_surface, margin_curves
 from ._z_loss import SphericalStats, spherical_stats, z_loss, z_loss_spherical, z_scores
@@ -102,6 +103,8 @@ __all__ = [
     "dro_objective",
     "dro_optimal_temperature",
     "info_nce",
+    "kl_dro_loss",
+    "kl_to_uniform",
     "info_nce_from_similarities",
     "ldr_kl",
     "ldr_kl_limit",
@@ -135,6 +138,7 @@ __all__ = [
     "stablemax_cross_entropy",
     "surface_widget",
     "tempered_cross_entropy",
+    "TempNet",
     "tolerance",
     "triplet_loss",
     "uniformity",

@@ -19,20 +19,19 @@ authors' architecture scaled down: logits minus their max, L2-normalised,
 vectors, and a sigmoid into ``[tau_min, tau_max]``. It is trained by Adam on the DRO loss with
 the language model frozen (the paper's "learned on top of a pretrained model" mode).
 
-A general "TempNet" module and a per-token ``tau_cross_entropy`` could live in
-:mod:`lossviz.losses`; they are kept here (family packages are not edited from a papers module).
+The general parts are in :mod:`lossviz.losses`: :class:`~lossviz.losses.TempNet`,
+:func:`~lossviz.losses.kl_dro_loss` (here also ``dro_loss``) and
+:func:`~lossviz.losses.kl_to_uniform` (here also ``kl_uniform``).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._validate import check_float, check_int
-from ..losses import dro_optimal_temperature
+from ..losses import TempNet, dro_optimal_temperature, kl_dro_loss, kl_to_uniform
 from ..train import batch_loss, fit
 
 KS = (1, 2, 4, 8, 16, 32)
@@ -80,53 +79,15 @@ def toy_lm(
     return out
 
 
-def dro_loss(h: torch.Tensor, y: torch.Tensor, tau: torch.Tensor, rho: float) -> torch.Tensor:
-    """Per-context DRO loss ``tau (logsumexp((h - h_y)/tau) - log V) + tau rho`` (no reduction)."""
-    tau = tau.reshape(-1, 1) if isinstance(tau, torch.Tensor) else torch.full_like(h[:, :1], float(tau))
-    a = h - h.gather(1, y[:, None])
-    v = h.shape[1]
-    return (tau * (torch.logsumexp(a / tau, dim=1, keepdim=True) - math.log(v)) + tau * rho).squeeze(1)
-
-
-def kl_uniform(h: torch.Tensor, tau) -> torch.Tensor:
-    """``KL(softmax(h / tau) || uniform)`` per row (``tau`` a scalar or one per row)."""
-    tau = tau.reshape(-1, 1) if isinstance(tau, torch.Tensor) else tau
-    logp = torch.log_softmax(h / tau, dim=1)
-    return (logp.exp() * (logp + math.log(h.shape[1]))).sum(1)
+# The general parts live in lossviz.losses; the names below are the ones this notebook uses.
+dro_loss = kl_dro_loss
+kl_uniform = kl_to_uniform
 
 
 def tau_cross_entropy(h: torch.Tensor, y: torch.Tensor, tau) -> torch.Tensor:
     """Per-context cross-entropy of ``softmax(h / tau)`` at the label ``y``."""
     tau = tau.reshape(-1, 1) if isinstance(tau, torch.Tensor) else tau
     return nn.functional.cross_entropy(h / tau, y, reduction="none")
-
-
-class TempNet(nn.Module):
-    """Scaled-down TempNet: ``h -> tau(h)`` in ``[tau_min, tau_max]``."""
-
-    def __init__(self, vocab: int, hidden: int = 64, *, tau_min: float = TAU_MIN, tau_max: float = TAU_MAX):
-        super().__init__()
-        self.tau_min = check_float(tau_min, "tau_min", positive=True)
-        self.tau_max = check_float(tau_max, "tau_max", positive=True)
-        if not self.tau_max > self.tau_min:
-            raise ValueError(f"`tau_max` must exceed `tau_min`, got {tau_max} <= {tau_min}")
-        hidden = check_int(hidden, "hidden", minimum=1)
-        self.proj = nn.Sequential(
-            nn.Linear(check_int(vocab, "vocab", minimum=2), hidden),
-            nn.Sigmoid(),
-            nn.Dropout(0.5),
-            nn.Linear(hidden, hidden),
-        )
-        self.u = nn.Parameter(torch.zeros(hidden, device="cpu"))
-        self.v = nn.Parameter(torch.zeros(hidden, device="cpu"))
-        self.bias = nn.Parameter(torch.zeros((), device="cpu"))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        x = h - h.max(dim=1, keepdim=True).values
-        x = nn.functional.normalize(x, dim=1)
-        w = torch.softmax(self.proj(x), dim=1)
-        raw = (w * (self.u - self.v)).sum(1) + self.bias
-        return self.tau_min + (self.tau_max - self.tau_min) * torch.sigmoid(raw)
 
 
 def train_tempnet(
@@ -154,7 +115,7 @@ def train_tempnet(
     h = h.detach()
     with torch.random.fork_rng(devices=[]):  # the initialisation draws from the global generator
         torch.manual_seed(check_int(seed, "seed", minimum=0))
-        net = TempNet(h.shape[1], hidden).to(device=h.device, dtype=h.dtype)
+        net = TempNet(h.shape[1], hidden, tau_min=TAU_MIN, tau_max=TAU_MAX).to(device=h.device, dtype=h.dtype)
     loss = batch_loss(lambda m, b: dro_loss(b[0], b[1], m(b[0]), rho).mean())
     fit(
         net,
