@@ -31,6 +31,9 @@ Where things live (private modules, named after what they implement)
 * ``_kernels``: :func:`eigh`, :func:`kernel_regression`, :func:`gradient_flow` (closed-form
   trajectory of the linearised model under MSE), :func:`alignment`, :func:`kernel_distance`,
   :func:`relative_change`, :func:`rbf_kernel`.
+* ``_dkm``: :func:`dkm_objective`, the deep kernel machine objective on Gram matrices (Yang et al.
+  2023, arXiv:2108.13097), with :func:`arccos_gram` (the differentiable ReLU Gram map) and
+  :func:`gaussian_kl`.
 * ``_self_distillation``: :func:`self_distillation` (iterated self-distillation of kernel ridge
   regression with ground-truth weight ``alpha``, in closed form, Borup & Andersen 2021,
   arXiv:2102.13088) and :func:`distillation_weight` (the closed-form optimal weight of one step).
@@ -83,6 +86,7 @@ from __future__ import annotations
 from .._deprecate import moved
 from . import plotting  # noqa: F401  (lossviz.ntk.plotting; not in __all__: every family has one)
 from ._analytic import DUAL_ACTIVATIONS, AnalyticNTK, analytic
+from ._dkm import arccos_gram, dkm_objective, gaussian_kl
 from ._empirical import METHODS, OUTPUTS, EmpiricalNTK, empirical
 from ._kernels import (
     GradientFlow,
@@ -110,6 +114,9 @@ from .plotting import (
 )
 
 __all__ = [
+    "arccos_gram",
+    "gaussian_kl",
+    "dkm_objective",
     "EmpiricalNTK",
     "AnalyticNTK",
     "empirical",

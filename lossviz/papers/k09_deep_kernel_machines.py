@@ -28,9 +28,10 @@ float64, L-BFGS (``scipy.optimize.minimize``, L-BFGS-B, gradient by autograd), w
 Only training-set quantities are computed: prediction at test points needs the paper's
 predictive scheme, which is not implemented here.
 
-General-purpose pieces that could live in :mod:`lossviz.ntk` (not moved there: the family is owned
-by others): :func:`arccos_gram` (a public, differentiable Gram-to-Gram arc-cosine map),
-:func:`dkm_objective` and :func:`fit_dkm`.
+The general parts are in :mod:`lossviz.ntk`: :func:`~lossviz.ntk.arccos_gram` (a differentiable
+Gram-to-Gram arc-cosine map), :func:`~lossviz.ntk.gaussian_kl` and
+:func:`~lossviz.ntk.dkm_objective`; this module keeps the toy, the ``V V^T`` parametrisation and
+the warm-started L-BFGS path :func:`fit_dkm`.
 """
 
 from __future__ import annotations
@@ -93,39 +94,8 @@ def make_task(seed: int, *, p: int = 50, d: int = 4, device=None) -> Task:
     return Task(x, y, x @ x.T / d)
 
 
-class _J(torch.autograd.Function):
-    """``J(c) = sqrt(1 - c^2) + (pi - arccos c) c`` with the exact derivative ``pi - arccos c``.
-
-    Written as one function because autograd through ``arccos`` and ``sqrt`` separately gives
-    ``inf - inf`` at ``|c| = 1``, while ``J'`` itself is bounded there.
-    """
-
-    @staticmethod
-    def forward(ctx, c):
-        c = c.clamp(-1.0, 1.0)
-        ctx.save_for_backward(c)
-        return torch.sqrt((1 - c * c).clamp_min(0.0)) + (math.pi - torch.arccos(c)) * c
-
-    @staticmethod
-    def backward(ctx, grad):
-        (c,) = ctx.saved_tensors
-        return grad * (math.pi - torch.arccos(c))
-
-
-def arccos_gram(g: torch.Tensor) -> torch.Tensor:
-    """Normalised ReLU arc-cosine map ``K(G)`` of a Gram matrix, differentiable (``K(G)_ii = G_ii``).
-
-    ``K(G)_ij = sqrt(G_ii G_jj) (sin t + (pi - t) cos t) / pi``: the Gram matrix of
-    ``sqrt(2) relu(f)`` for ``f ~ N(0, G)`` (twice :func:`lossviz.ntk._analytic._dual_relu`).
-    """
-    if not isinstance(g, torch.Tensor) or g.ndim != 2 or g.shape[0] != g.shape[1]:
-        raise ValueError(f"`g` must be a square matrix, got {getattr(g, 'shape', type(g))}")
-    d = torch.diagonal(g).clamp_min(1e-300)
-    s = d.sqrt()
-    prod = s[:, None] * s[None, :]
-    k = prod * _J.apply(g / prod) / math.pi
-    eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
-    return k * (1 - eye) + torch.diag(d)
+arccos_gram = ntk.arccos_gram  # the general parts live in lossviz.ntk
+gaussian_kl = ntk.gaussian_kl
 
 
 def _reference_arccos(g: torch.Tensor) -> torch.Tensor:
@@ -148,14 +118,6 @@ def _eye(g):
     return torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
 
 
-def gaussian_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``KL(N(0, A) || N(0, B)) = (tr(B^-1 A) - P + log det B - log det A) / 2`` (Cholesky based)."""
-    la, lb = torch.linalg.cholesky(a), torch.linalg.cholesky(b)
-    m = torch.linalg.solve_triangular(lb, la, upper=False)
-    logdet = 2 * (torch.log(torch.diagonal(lb)).sum() - torch.log(torch.diagonal(la)).sum())
-    return 0.5 * ((m * m).sum() - a.shape[0] + logdet)
-
-
 def log_likelihood(g_top: torch.Tensor, y: torch.Tensor, *, noise: float = NOISE) -> torch.Tensor:
     """``log N(y; 0, K(G_L) + noise I)`` of one output channel."""
     c = arccos_gram(g_top) + noise * _eye(g_top)
@@ -171,18 +133,13 @@ def _grams(vs, jitter):
 
 def _terms(vs, task, *, jitter=JITTER, noise=NOISE):
     gs = _grams(vs, jitter)
-    prev, kls = task.g0, []
-    for g in gs:
-        kls.append(gaussian_kl(g, arccos_gram(prev) + jitter * _eye(g)))
-        prev = g
-    return log_likelihood(gs[-1], task.y, noise=noise), torch.stack(kls), gs
+    _, ll, kls = ntk.dkm_objective(gs, task.g0, task.y, 0.0, noise=noise, jitter=jitter, return_terms=True)
+    return ll, kls, gs
 
 
 def dkm_objective(vs, task: Task, nu: float, *, jitter: float = JITTER, noise: float = NOISE) -> torch.Tensor:
-    """DKM objective ``log P(y | G_L) - nu sum_l KL_l`` for ``G_l = V_l V_l^T + jitter I`` (to maximise)."""
-    nu = check_float(nu, "nu", minimum=0.0)
-    ll, kls, _ = _terms(vs, task, jitter=jitter, noise=noise)
-    return ll - nu * kls.sum()
+    """:func:`lossviz.ntk.dkm_objective` at ``G_l = V_l V_l^T + jitter I`` (to maximise)."""
+    return ntk.dkm_objective(_grams(vs, jitter), task.g0, task.y, nu, noise=noise, jitter=jitter)
 
 
 @dataclass(frozen=True, repr=False)
