@@ -21,7 +21,24 @@ from ._validate import check_betas, check_float
 __all__ = ["Lion", "ADOPT", "ClippedADOPT"]
 
 
-class ADOPT(torch.optim.Optimizer):
+class _Optimizer(torch.optim.Optimizer):
+    """``step(closure=None)`` as torch's optimisers have it; subclasses update one group at a time."""
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102  (documented on the subclasses)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update(group)
+        return loss
+
+    def _update(self, group: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ADOPT(_Optimizer):
     r"""ADOPT (Taniguchi et al., NeurIPS 2024, arXiv:2411.02853), Algorithm 1 by default.
 
     Per parameter, with gradient :math:`g_t` and state ``"exp_avg"`` (:math:`m`, zeros),
@@ -83,45 +100,38 @@ class ADOPT(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102  (documented on the class)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, eps, c = group["lr"], group["eps"], group["clip_exponent"]
-            b1, b2 = group["betas"]
-            by_step: dict[int, list] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if "step" not in st:
-                    st["step"] = 0
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-                if st["step"] == 0:  # the first call only sets v_0 = g_0^2
-                    st["exp_avg_sq"].addcmul_(p.grad, p.grad)
-                    st["step"] = 1
-                    continue
-                by_step.setdefault(st["step"], []).append(p)
-            for t, ps in by_step.items():  # one batch of foreach kernels per step count (the clip bound)
-                gs = [p.grad for p in ps]
-                ms = [self.state[p]["exp_avg"] for p in ps]
-                vs = [self.state[p]["exp_avg_sq"] for p in ps]
-                us = torch._foreach_div(gs, torch._foreach_clamp_min(torch._foreach_sqrt(vs), eps))
-                if c is not None:
-                    bound = float(t) ** c
-                    torch._foreach_clamp_min_(us, -bound)
-                    torch._foreach_clamp_max_(us, bound)
-                torch._foreach_lerp_(ms, us, 1.0 - b1)
-                torch._foreach_add_(ps, ms, alpha=-lr)
-                torch._foreach_mul_(vs, b2)
-                torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
-                for p in ps:
-                    self.state[p]["step"] = t + 1
-        return loss
+    def _update(self, group: dict) -> None:
+        lr, eps, c = group["lr"], group["eps"], group["clip_exponent"]
+        b1, b2 = group["betas"]
+        by_step: dict[int, list] = {}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            st = self.state[p]
+            if "step" not in st:
+                st["step"] = 0
+                st["exp_avg"] = torch.zeros_like(p)
+                st["exp_avg_sq"] = torch.zeros_like(p)
+            if st["step"] == 0:  # the first call only sets v_0 = g_0^2
+                st["exp_avg_sq"].addcmul_(p.grad, p.grad)
+                st["step"] = 1
+                continue
+            by_step.setdefault(st["step"], []).append(p)
+        for t, ps in by_step.items():  # one batch of foreach kernels per step count (the clip bound)
+            gs = [p.grad for p in ps]
+            ms = [self.state[p]["exp_avg"] for p in ps]
+            vs = [self.state[p]["exp_avg_sq"] for p in ps]
+            us = torch._foreach_div(gs, torch._foreach_clamp_min(torch._foreach_sqrt(vs), eps))
+            if c is not None:
+                bound = float(t) ** c
+                torch._foreach_clamp_min_(us, -bound)
+                torch._foreach_clamp_max_(us, bound)
+            torch._foreach_lerp_(ms, us, 1.0 - b1)
+            torch._foreach_add_(ps, ms, alpha=-lr)
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
+            for p in ps:
+                self.state[p]["step"] = t + 1
 
 
 class ClippedADOPT(ADOPT):
@@ -147,7 +157,7 @@ class ClippedADOPT(ADOPT):
         super().__init__(params, lr=lr, betas=betas, eps=eps, clip_exponent=clip_exponent)
 
 
-class Lion(torch.optim.Optimizer):
+class Lion(_Optimizer):
     r"""Lion (EvoLved Sign Momentum) with decoupled weight decay.
 
     Chen et al., *Symbolic Discovery of Optimization Algorithms*, NeurIPS 2023, arXiv:2302.06675
@@ -189,23 +199,16 @@ class Lion(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102  (documented on the class)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, wd = group["lr"], group["weight_decay"]
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if "exp_avg" not in st:
-                    st["exp_avg"] = torch.zeros_like(p)
-                m = st["exp_avg"]
-                c = m.mul(b1).add_(p.grad, alpha=1.0 - b1)
-                p.mul_(1.0 - lr * wd).add_(torch.sign(c), alpha=-lr)
-                m.mul_(b2).add_(p.grad, alpha=1.0 - b2)
-        return loss
+    def _update(self, group: dict) -> None:
+        lr, wd = group["lr"], group["weight_decay"]
+        b1, b2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["exp_avg"] = torch.zeros_like(p)
+            m = st["exp_avg"]
+            c = m.mul(b1).add_(p.grad, alpha=1.0 - b1)
+            p.mul_(1.0 - lr * wd).add_(torch.sign(c), alpha=-lr)
+            m.mul_(b2).add_(p.grad, alpha=1.0 - b2)

@@ -112,6 +112,16 @@ def _run(model, module, layer, capture, pool, chunks, mask_key):
     return torch.cat(store)
 
 
+def _checked_layer(model, layer, capture, pool):
+    """The arguments ``features`` and ``feature_extractor`` share, checked: ``(layer, module)``."""
+    check_module(model, "model", need_params=False)
+    check_choice(capture, "capture", ("input", "output"))
+    if pool is not None:
+        check_choice(pool, "pool", POOLS)
+    layer = default_layer(model) if layer is None else layer
+    return layer, resolve_layer(model, layer)
+
+
 def features(
     model: nn.Module,
     data,
@@ -163,12 +173,7 @@ def features(
     >>> tuple(h.shape), bool((labels == y).all())
     ((10, 8), True)
     """
-    check_module(model, "model", need_params=False)
-    check_choice(capture, "capture", ("input", "output"))
-    if pool is not None:
-        check_choice(pool, "pool", POOLS)
-    layer = default_layer(model) if layer is None else layer
-    module = resolve_layer(model, layer)
+    layer, module = _checked_layer(model, layer, capture, pool)
     batches = collate(data, "data").on(model)
     labels: list = []
 
@@ -218,12 +223,7 @@ def feature_extractor(
     >>> tuple(feats.shape)
     (5, 8)
     """
-    check_module(model, "model", need_params=False)
-    check_choice(capture, "capture", ("input", "output"))
-    if pool is not None:
-        check_choice(pool, "pool", POOLS)
-    layer = default_layer(model) if layer is None else layer
-    module = resolve_layer(model, layer)
+    layer, module = _checked_layer(model, layer, capture, pool)
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", minimum=1)
 
