@@ -89,11 +89,17 @@ def _pair(value, name):
 # evaluation engine
 
 
-def _default_workers(points: int, params: Mapping[str, torch.Tensor]) -> int:
+def _default_threads(params: Mapping[str, torch.Tensor]) -> tuple[int, bool]:
+    """``(workers, pin)`` of the default path: one worker; on a busy CPU at one intra-op thread.
+
+    Measured on the benchmark plane (41x41, MLP 2-64-64-2, 1,000 points, interleaved with
+    loss-landscapes, benchmarks/landscape.md): a second worker thread gains nothing on an idle
+    2-core machine (0.35 s against 0.29-0.34 s for one worker: the per-point work is small and
+    holds the GIL), torch's intra-op threads help slightly when the cores are free (0.29 s at 2
+    threads, 0.34 s at 1) and cost 15x when they are not (4.8 s under load).
+    """
     dev = next(iter(params.values())).device
-    if dev.type != "cpu" or points < 16:
-        return 1
-    return cpu_workers()
+    return 1, dev.type == "cpu" and cpu_workers() == 1
 
 
 def cpu_workers(limit: int = 2) -> int:
@@ -169,7 +175,14 @@ def _grid_eval(
     if engine == "vmap":
         chunk = check_int(chunk, "chunk", minimum=1)
         return _grid_eval_vmap(model, loss_fn, batches, base, dirs, coords, metrics, chunk, progress, desc)
-    workers = _default_workers(G, base) if workers is None else check_int(workers, "workers", minimum=1)
+    # Parallelism is chosen once, here (see _default_threads): the default is one worker, pinned
+    # to one intra-op thread when the CPU is busy; explicit workers > 1 run each thread at one
+    # intra-op thread; an explicit workers=1 keeps the caller's thread setting.
+    if workers is None:
+        workers, pin = _default_threads(base)
+    else:
+        workers = check_int(workers, "workers", minimum=1)
+        pin = next(iter(base.values())).device.type == "cpu" and workers > 1
     workers = min(workers, G)
     names = list(base)
     moving = [n for n in names if any(bool(d[n].any()) for d in dirs)]
@@ -252,6 +265,9 @@ def _grid_eval(
                 if progress:
                     bar.update(1)
 
+    threads = torch.get_num_threads()
+    if pin and threads != 1:
+        torch.set_num_threads(1)
     try:
         if copies[0] is None:
             run_functional(range(G))
@@ -264,6 +280,8 @@ def _grid_eval(
                 for f in futures:
                     f.result()
     finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         bar.close()
     loss = torch.stack(losses).detach().to(torch.float64).cpu().numpy()
     out = {k: torch.stack(v).detach().cpu().numpy() for k, v in mvals.items()}
@@ -438,7 +456,7 @@ def line(
     extent : (lo, hi), optional, replaces ``span`` (must contain 0)
     metrics : dict name -> callable(outputs, targets), evaluated on the same forward pass
     workers : int, optional
-        Threads evaluating grid points (default: :func:`cpu_workers`; 1 on GPU).
+        Threads evaluating grid points (default and thread handling as in :func:`plane`).
     engine : ``"auto"`` | ``"loop"`` | ``"vmap"``
         How grid points are evaluated, as in :func:`plane` (``ValueError`` for anything else).
     progress : bool
@@ -589,8 +607,12 @@ def plane(
     extent : ((a0, a1), (b0, b1)), optional, replaces ``span`` (each range must contain 0)
     metrics : dict name -> callable(outputs, targets) -> scalar (e.g. :func:`accuracy_metric`)
     workers : int, optional
-        Threads, each with a private copy of the module (default: :func:`cpu_workers`, i.e. 2 on
-        a multi-core CPU whose second core is idle, else 1; always 1 on GPU).
+        Threads, each with a private copy of the module. Default: 1, at torch's intra-op thread
+        setting when a core is free and at one intra-op thread when the CPU is busy
+        (:func:`cpu_workers` says which; measured in benchmarks/landscape.md: a second thread
+        gains nothing on small models, spinning intra-op threads on a busy CPU cost 15x).
+        ``workers > 1`` run each thread at one intra-op thread; the setting is restored after
+        the call. An explicit ``workers=1`` keeps yours.
     engine : ``"auto"`` | ``"loop"`` | ``"vmap"``
         ``"loop"``: one forward pass per grid point on private module copies (measured as fast
         as ``"vmap"`` on CPU for small models, see benchmarks/landscape.md); ``"vmap"``:

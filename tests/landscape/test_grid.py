@@ -64,6 +64,34 @@ def test_plane_workers_agree_and_batches_are_weighted():
     np.testing.assert_allclose(split.loss, one.loss, rtol=1e-12)
 
 
+@pytest.mark.parametrize("busy", [True, False])
+def test_thread_choice_of_the_default_and_multi_worker_paths_is_restored(monkeypatch, busy):
+    from lossviz.landscape import _grid
+
+    monkeypatch.setattr(_grid, "cpu_workers", lambda limit=2: 1 if busy else 2)
+    net = _mlp(torch.float64)
+    x, y = _data(n=30, dtype=torch.float64)
+    seen = []
+
+    def loss_fn(out, target):
+        seen.append(torch.get_num_threads())
+        return F.cross_entropy(out, target)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # default: one worker, pinned to 1 intra-op thread only on a busy CPU; workers=2: pinned;
+        # an explicit workers=1 keeps the caller's setting
+        for workers, expect in ((None, 1 if busy else 2), (2, 1), (1, 2)):
+            seen.clear()
+            res = landscape.plane(net, loss_fn, (x, y), steps=5, workers=workers)
+            assert set(seen) == {expect}, (workers, set(seen))
+            assert res.workers == (workers or 1)
+            assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_plane_given_directions_flat_and_extent():
     net = _mlp()
     x, y = _data()
