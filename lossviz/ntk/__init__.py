@@ -86,6 +86,7 @@ from __future__ import annotations
 from .._deprecate import moved
 from . import plotting  # noqa: F401  (lossviz.ntk.plotting; not in __all__: every family has one)
 from ._analytic import DUAL_ACTIVATIONS, AnalyticNTK, analytic
+from ._depth_mup import DEPTH_PARAMETRIZATIONS, ResidualMLP, branch_multiplier
 from ._dkm import arccos_gram, dkm_objective, gaussian_kl
 from ._empirical import METHODS, OUTPUTS, EmpiricalNTK, empirical
 from ._kernels import (
@@ -125,6 +126,9 @@ __all__ = [
     "ScaledLinear",
     "ParametrizedMLP",
     "parametrize",
+    "ResidualMLP",
+    "branch_multiplier",
+    "DEPTH_PARAMETRIZATIONS",
     "KernelRegression",
     "kernel_regression",
     "GradientFlow",
