@@ -246,7 +246,7 @@ def dco_weight(p: Any, n: int) -> torch.Tensor:
     """
     n = _check_n(n)
     if not isinstance(p, torch.Tensor):
-        p = torch.as_tensor(p, dtype=torch.float64)
+        p = torch.as_tensor(p, dtype=torch.float64, device="cpu")
     if not p.is_floating_point():
         p = p.to(torch.float64)
     if bool(((p < 0) | (p > 1) | torch.isnan(p)).any()):

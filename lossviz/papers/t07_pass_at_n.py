@@ -173,8 +173,8 @@ def best_temperature(logits: torch.Tensor, y: torch.Tensor, *, n: int = 64, grid
 
 def _dco1_vs_ce(seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(500, 100, generator=g, dtype=torch.float64) * 5
-    y = torch.randint(0, 100, (500,), generator=g)
+    z = torch.randn(500, 100, generator=g, dtype=torch.float64, device=g.device) * 5
+    y = torch.randint(0, 100, (500,), generator=g, device=g.device)
     return float(
         (dco_loss(z, y, 1, reduction="none") - torch.nn.functional.cross_entropy(z, y, reduction="none"))
         .abs()
