@@ -73,6 +73,7 @@ from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl
 from ._mixup import Mixup, mixup, soft_cross_entropy
 from ._moved import MOVED as _MOVED
 from ._pass_at_n import dco_loss, dco_weight, log_pass_at_n, pass_at_n
+from ._spectral_decoupling import spectral_decoupling
 from ._stablemax import SoftmaxCollapse, log_stablemax, softmax_collapse, stablemax, stablemax_cross_entropy
 from ._tempered import tempered_cross_entropy
 from ._tempnet import TempNet, kl_dro_loss, kl_to_uniform
@@ -132,6 +133,7 @@ __all__ = [
     "soft_cross_entropy",
     "softmax_collapse",
     "SoftmaxCollapse",
+    "spectral_decoupling",
     "spherical_stats",
     "SphericalStats",
     "stablemax",
