@@ -69,6 +69,7 @@ from ._contrastive import (
     uniformity,
     wasserstein_uniformity,
 )
+from ._ensloss import ensloss, ensloss_derivatives, integrate_derivatives
 from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
 from ._mixup import Mixup, mixup, soft_cross_entropy
 from ._moved import MOVED as _MOVED
@@ -103,10 +104,13 @@ __all__ = [
     "dco_weight",
     "dro_objective",
     "dro_optimal_temperature",
+    "ensloss",
+    "ensloss_derivatives",
     "info_nce",
     "kl_dro_loss",
     "kl_to_uniform",
     "info_nce_from_similarities",
+    "integrate_derivatives",
     "ldr_kl",
     "ldr_kl_limit",
     "log_pass_at_n",
