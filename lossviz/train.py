@@ -486,6 +486,25 @@ def _make_optimizer(optimizer, params, lr, momentum, weight_decay):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+def _make_scheduler(scheduler, opt):
+    sched = scheduler(opt)
+    if not isinstance(sched, torch.optim.lr_scheduler.LRScheduler):
+        raise TypeError(
+            f"`scheduler` must return a torch.optim.lr_scheduler.LRScheduler, got {type(sched).__name__}"
+        )
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise TypeError(
+            "`scheduler` returned a ReduceLROnPlateau, which is stepped with a metric: step it in a "
+            "train.Callback instead"
+        )
+    if sched.optimizer is not opt:
+        raise ValueError(
+            "`scheduler` must schedule the optimiser it is given (it returned a scheduler of another "
+            "optimiser)"
+        )
+    return sched
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | BatchLoss,
@@ -499,6 +518,7 @@ def fit(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     schedule: str | None = None,
+    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
     grad_hook: Callable[[int, nn.Module, History], Any] | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None,
@@ -538,6 +558,17 @@ def fit(
         training batch at whatever point the optimiser has set.
     schedule : ``None`` | ``"cosine"``
         Learning-rate schedule over the total number of steps.
+    scheduler : callable(optimizer) -> ``torch.optim.lr_scheduler.LRScheduler``, optional
+        Any torch learning-rate scheduler (``OneCycleLR``, ``LambdaLR``, ``SequentialLR``, ...),
+        built by this callable from the optimiser ``fit`` uses (the one it builds, or the one
+        passed as ``optimizer``), e.g.
+        ``scheduler=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, 0.3, total_steps=300)``.
+        It is stepped once per optimiser step, right after ``optimizer.step()``, exactly as in
+        the loop ``for batch: loss.backward(); opt.step(); sched.step()``: update ``t + 1`` uses
+        the scheduler's value after ``t`` steps, and ``t`` updates step it ``t`` times (a
+        ``OneCycleLR`` with ``total_steps=steps`` is used up exactly). The lr an update used is
+        ``optimizer.param_groups[i]["lr"]`` as a callback sees it at the step before. Not
+        together with ``schedule``; ``ReduceLROnPlateau`` (stepped with a metric) is not accepted.
     regularizer : callable(model) -> scalar, added to the loss (e.g. a feature penalty)
     grad_hook : callable(step, model, history), optional
         Called after ``backward()`` and before the optimiser step: may read or change the
@@ -557,6 +588,18 @@ def fit(
         Seeds the mini-batch order, ``transform``'s generator and, for the duration of the
         call, torch's global generator (Dropout draws from it), so the same seed gives the same
         model; the caller's global RNG state is restored afterwards.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz import data, models, train
+    >>> x, y = data.two_moons(64, seed=0)
+    >>> net = models.MLP(2, (16,), 2, seed=0)
+    >>> one_cycle = lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=30)
+    >>> hist = train.fit(net, torch.nn.functional.cross_entropy, (x, y), steps=30,
+    ...                  scheduler=one_cycle, progress=False)
+    >>> len(hist.loss), hist.loss[-1] < hist.loss[0]
+    (31, True)
     """
     check_module(model, "model")
     check_finite_parameters(model, "model")
@@ -602,12 +645,23 @@ def fit(
     check_float(weight_decay, "weight_decay", minimum=0.0)
     if schedule is not None:
         check_choice(schedule, "schedule", ("cosine",))
+    if scheduler is not None:
+        if isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) or not callable(scheduler):
+            raise TypeError(
+                "`scheduler` must be callable(optimizer) -> torch.optim.lr_scheduler.LRScheduler "
+                "(fit builds the optimiser, so pass e.g. `lambda opt: OneCycleLR(opt, ...)`), got "
+                f"{type(scheduler).__name__}"
+            )
+        if schedule is not None:
+            raise ValueError("give at most one of `schedule` and `scheduler`")
     callbacks = _check_callbacks(callbacks)
     seed = check_int(seed, "seed", minimum=0)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr, momentum, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1)) if schedule else None
+    if scheduler is not None:
+        sched = _make_scheduler(scheduler, opt)
     history = History()
     device = model_dtype_device(model)[1]
     flags = [(m, m.training) for m in model.modules()]

@@ -475,3 +475,106 @@ def test_fit_streams_a_torch_dataloader_with_its_own_shuffling_reproducibly():
         runs.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     assert torch.equal(runs[0], runs[1])  # the loader's shuffle draws from the seeded global RNG
     assert torch.equal(state, torch.random.get_rng_state())  # and the caller's RNG is left alone
+
+
+def _one_cycle(opt, steps=40):
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.5, total_steps=steps, pct_start=0.3, three_phase=True, div_factor=10.0
+    )
+
+
+class _LRLog(train.Callback):
+    def __init__(self):
+        super().__init__(every=1, final=False)
+        self.lrs, self.momenta = [], []
+
+    def on_step(self, step, model, loss, history):
+        group = self.opt.param_groups[0]
+        self.lrs.append(group["lr"])
+        self.momenta.append(group["momentum"])
+
+
+def test_fit_scheduler_matches_a_hand_written_loop_bit_for_bit():
+    x, y, net = _problem()
+    ref = models.MLP(2, (32,), 2, activation="tanh", seed=0)
+    steps = 40
+    # the hand-written loop: backward, optimizer.step(), scheduler.step()
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    sched_ref = _one_cycle(opt_ref, steps)
+    lrs_ref, momenta_ref = [], []
+    for _ in range(steps):
+        lrs_ref.append(opt_ref.param_groups[0]["lr"])
+        momenta_ref.append(opt_ref.param_groups[0]["momentum"])
+        opt_ref.zero_grad(set_to_none=True)
+        F.cross_entropy(ref(x), y).backward()
+        opt_ref.step()
+        sched_ref.step()
+    # fit builds the optimiser; the scheduler is built from it
+    log = _LRLog()
+    built = []
+
+    def make(opt):
+        log.opt = opt
+        built.append(opt)
+        return _one_cycle(opt, steps)
+
+    hist = train.fit(
+        net,
+        F.cross_entropy,
+        (x, y),
+        steps=steps,
+        lr=0.1,
+        momentum=0.9,
+        scheduler=make,
+        callbacks=[log],
+        progress=False,
+    )
+    assert len(built) == 1 and not hist.diverged
+    assert log.lrs[:steps] == lrs_ref and log.momenta[:steps] == momenta_ref
+    assert max(lrs_ref) == pytest.approx(0.5) and lrs_ref[0] == pytest.approx(0.05)
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_fit_scheduler_steps_once_per_update_with_a_given_optimizer_and_epochs():
+    x, y, net = _problem()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    calls = []
+
+    def make(o):
+        assert o is opt
+        return torch.optim.lr_scheduler.LambdaLR(o, lambda t: calls.append(t) or 1.0 / (1 + t))
+
+    train.fit(
+        net, F.cross_entropy, (x, y), epochs=4, batch_size=32, optimizer=opt, scheduler=make, progress=False
+    )
+    # LambdaLR evaluates its lambda once at construction (t = 0) and once per step: 16 updates
+    assert calls == list(range(17))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 / 17)
+
+
+def test_fit_scheduler_bad_input():
+    x, y, net = _problem()
+    kw = dict(steps=3, progress=False)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="scheduler"):
+        train.fit(net, F.cross_entropy, (x, y), scheduler="onecycle", **kw)
+    with pytest.raises(TypeError, match="scheduler.*callable"):
+        train.fit(net, F.cross_entropy, (x, y), scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), **kw)
+    with pytest.raises(TypeError, match="scheduler.*LRScheduler"):
+        train.fit(net, F.cross_entropy, (x, y), scheduler=lambda o: 0.1, **kw)
+    with pytest.raises(TypeError, match="ReduceLROnPlateau"):
+        train.fit(net, F.cross_entropy, (x, y), scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau, **kw)
+    with pytest.raises(ValueError, match="scheduler"):
+        train.fit(
+            net, F.cross_entropy, (x, y), scheduler=lambda o: torch.optim.lr_scheduler.StepLR(opt, 1), **kw
+        )
+    with pytest.raises(ValueError, match="schedule"):
+        train.fit(
+            net,
+            F.cross_entropy,
+            (x, y),
+            schedule="cosine",
+            scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1),
+            **kw,
+        )

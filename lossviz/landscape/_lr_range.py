@@ -70,18 +70,6 @@ class LRRangeTest:
     diverged: bool
 
 
-class _StepScheduler(train.Callback):
-    """Steps a torch lr scheduler once after every update of :func:`lossviz.train.fit`."""
-
-    def __init__(self, scheduler):
-        super().__init__(every=1, final=False)
-        self.scheduler = scheduler
-
-    def on_step(self, step, model, loss, history):
-        if step > 0:
-            self.scheduler.step()
-
-
 def _moving_average(values: np.ndarray, width: int) -> np.ndarray:
     half = width // 2
     out = np.empty_like(values)
@@ -145,7 +133,12 @@ def lr_range_test(
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr_max, momentum=momentum, weight_decay=weight_decay)
     span = lr_max - lr_min
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: (lr_min + span * min(t, steps) / steps) / lr_max)
+
+    def ramp(o):
+        return torch.optim.lr_scheduler.LambdaLR(
+            o, lambda t: (lr_min + span * min(t, steps) / steps) / lr_max
+        )
+
     rec = train.Recorder(every=every, metrics={"metric": metric})
     hist = train.fit(
         net,
@@ -154,7 +147,8 @@ def lr_range_test(
         steps=steps,
         optimizer=opt,
         batch_size=batch_size,
-        callbacks=[_StepScheduler(sched), rec],
+        scheduler=ramp,
+        callbacks=[rec],
         seed=seed,
         progress=False,
     )

@@ -36,6 +36,8 @@ Modules (private; import from this face)
     mixup batches and soft-target cross-entropy (Zhang et al. 2018).
 ``_pass_at_n``
     exact pass@N in log space and the DCO loss (Chen et al. 2025).
+``_half_mse``
+    the half squared error of the kernel and sharpness papers (per sample, summed over outputs).
 ``_views``
     analytic views: loss surfaces over 3-class logits, loss against the margin.
 ``plotting``
@@ -70,6 +72,7 @@ from ._contrastive import (
     wasserstein_uniformity,
 )
 from ._ensloss import ensloss, ensloss_derivatives, integrate_derivatives
+from ._half_mse import half_mse
 from ._ldr import aldr_kl, aldr_kl_lambdas, crammer_singer_hinge, ldr_kl, ldr_kl_limit
 from ._mixup import Mixup, mixup, soft_cross_entropy
 from ._moved import MOVED as _MOVED
@@ -138,6 +141,7 @@ __all__ = [
     "softmax_collapse",
     "SoftmaxCollapse",
     "spectral_decoupling",
+    "half_mse",
     "spherical_stats",
     "SphericalStats",
     "stablemax",

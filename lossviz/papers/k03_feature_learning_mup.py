@@ -22,12 +22,9 @@ import torch
 
 from .. import ntk, train
 from .._validate import check_int
+from ..losses import half_mse
 
 __all__ = ["train_mlp", "best_log2_lr"]
-
-
-def _mse(out, target):
-    return 0.5 * (out - target).pow(2).mean()
 
 
 def train_mlp(param: str, width: int, lr: float, steps: int, seed: int, x, y, *, batch_size=None, dim=None):
@@ -49,7 +46,7 @@ def train_mlp(param: str, width: int, lr: float, steps: int, seed: int, x, y, *,
     net = ntk.parametrize((d, width, width, 1), param, w_std=2**0.5, bias=False, seed=seed, device=x.device)
     h0 = net.hidden(x)[0].detach()
     hist = train.fit(
-        net, _mse, (x, y), steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=False,
+        net, half_mse, (x, y), steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=False,
         optimizer=lambda _: torch.optim.SGD(net.param_groups(lr), lr=lr), divergence_threshold=1e6,
     )  # fmt: skip
     with torch.no_grad():

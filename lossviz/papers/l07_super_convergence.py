@@ -13,9 +13,8 @@ momentum 0.9 (cycled 0.95 -> 0.85 -> 0.95 against the lr in the 1cycle runs), we
 batch 64. The 1cycle schedule is ``torch.optim.lr_scheduler.OneCycleLR`` with
 ``three_phase=True``, linear annealing, ``div_factor=10`` and ``final_div_factor=100``: lr
 ``max/10 -> max`` over 45% of the steps, back to ``max/10`` over the next 45%, then down to
-``max/1000``. Every run goes through :func:`lossviz.train.fit`; the scheduler is stepped by
-:class:`StepScheduler`, a :class:`lossviz.train.Callback` (``fit`` only knows
-``schedule=None | "cosine"``: a general ``scheduler=`` argument belongs there).
+``max/1000``. Every run goes through :func:`lossviz.train.fit`, which steps the scheduler after
+every update (``fit(scheduler=...)``).
 
 What the toy shows (measured over seeds 0-19, see the notebook): 1cycle at ``N/10`` steps beats
 the best constant lr at ``N/10`` steps and is on par with the best constant lr at ``N`` steps,
@@ -78,27 +77,17 @@ def bn_mlp(
     return net.to(device) if device is not None else net
 
 
-class StepScheduler(train.Callback):
-    """Steps a torch lr scheduler once after every update of :func:`lossviz.train.fit`.
+class _LRLog(train.Callback):
+    """Records the lr and momentum of the first parameter group that every update uses."""
 
-    ``fit`` calls its callbacks at step 0 and after every update, before the next one, so
-    stepping the scheduler at steps ``t >= 1`` gives update ``t + 1`` the scheduler's value
-    ``t``, exactly as stepping the scheduler after every optimiser update would. The lr actually used
-    by every update is recorded in ``lrs`` (and the momentum in ``momenta``).
-    """
-
-    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler):
-        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
-            raise TypeError(f"`scheduler` must be a torch LRScheduler, got {type(scheduler).__name__}")
+    def __init__(self, optimizer: torch.optim.Optimizer):
         super().__init__(every=1, final=False)
-        self.scheduler = scheduler
+        self.optimizer = optimizer
         self.lrs: list[float] = []
         self.momenta: list[float] = []
 
     def on_step(self, step, model, loss, history):
-        if step > 0:
-            self.scheduler.step()
-        group = self.scheduler.optimizer.param_groups[0]
+        group = self.optimizer.param_groups[0]
         self.lrs.append(float(group["lr"]))
         self.momenta.append(float(group.get("momentum", group.get("betas", (math.nan,))[0])))
 
@@ -145,11 +134,9 @@ def run(
     x, y, xt, yt = spirals(seed, device=device) if splits is None else splits
     net = bn_mlp(seed, device=x.device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    callbacks: list = []
-    sched_cb = None
-    if schedule == "1cycle":
-        sched_cb = StepScheduler(one_cycle(opt, lr, steps))
-        callbacks.append(sched_cb)
+    log = _LRLog(opt)
+    callbacks: list = [log]
+    scheduler = (lambda o: one_cycle(o, lr, steps)) if schedule == "1cycle" else None
     at = None if record_at is None else [int(s) for s in record_at if 0 <= int(s) <= steps]
     rec = train.Recorder(every=every, at=at or [], metrics={"acc": train.accuracy(xt, yt)})
     callbacks.append(rec)
@@ -159,6 +146,7 @@ def run(
         (x, y),
         steps=steps,
         optimizer=opt,
+        scheduler=scheduler,
         batch_size=BATCH,
         callbacks=callbacks,
         divergence_threshold=1e4,
@@ -172,7 +160,7 @@ def run(
         missing = [s for s in wanted if s not in set(rec_steps.tolist())]
         rec_steps = np.concatenate([rec_steps, np.array(missing, dtype=int)])
         acc = np.concatenate([acc, np.full(len(missing), 1 / 3)])
-    lrs = np.array(sched_cb.lrs if sched_cb is not None else [lr] * steps, dtype=float)[:steps]
+    lrs = np.array(log.lrs, dtype=float)[:steps]
     return {
         "steps": rec_steps,
         "acc": acc,

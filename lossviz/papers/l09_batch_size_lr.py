@@ -46,6 +46,7 @@ from torch import nn
 
 from .. import curvature, data, models, stats, train
 from .._validate import check_float, check_int
+from ..losses import half_mse
 
 N_SAMPLES = 1024
 HIDDEN = 32
@@ -56,11 +57,6 @@ SLOPE_SIZES = (8, 16, 32, 64, 128)
 NUM_BATCHES = 32
 TOL = 1e-6
 LR_STEPS = 200
-
-
-def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``0.5 * mean_i ||outputs_i - targets_i||^2`` (MSE on one-hot targets, summed over classes)."""
-    return 0.5 * (outputs - targets).square().sum(-1).mean()
 
 
 @functools.lru_cache(maxsize=2)

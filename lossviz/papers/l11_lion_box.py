@@ -52,6 +52,7 @@ from torch import nn
 from .. import data as lvdata
 from .. import train
 from .._validate import check_float, check_int, check_tensor
+from ..losses import half_mse
 from ..optim import Lion
 
 BETAS = (0.9, 0.99)
@@ -502,7 +503,7 @@ def run_regression(
 
     train.fit(
         model,
-        lambda out, y: 0.5 * ((out - y) ** 2).mean(),
+        half_mse,
         ds,
         steps=steps,
         batch_size=batch_size,

@@ -36,7 +36,7 @@ from .._validate import check_choice, check_float, check_int, check_module, chec
 from ..collapse import class_means, feature_extractor
 from ..collapse._checks import F64, check_labels
 from ..data import gaussian_mixture
-from ..losses import mixup, soft_cross_entropy
+from ..losses import half_mse, mixup, soft_cross_entropy
 from ..models import MLP
 from ..train import fit
 
@@ -105,9 +105,7 @@ def mixup_loss(loss: str, num_classes: int) -> Callable[[torch.Tensor, torch.Ten
         return soft_cross_entropy
 
     def mse(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not t.is_floating_point():
-            t = torch.nn.functional.one_hot(t, num_classes).to(out.dtype)
-        return 0.5 * (out - t).square().sum(1).mean()
+        return half_mse(out, t, num_classes=num_classes)
 
     return mse
 

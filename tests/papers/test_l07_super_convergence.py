@@ -73,5 +73,3 @@ def test_bad_input_names_the_argument():
         l07.claim_statistics(0, short=10, long=20, max_lrs=(0.1,))
     with pytest.raises(ValueError, match="long"):
         l07.claim_statistics(0, short=20, long=10)
-    with pytest.raises(TypeError, match="scheduler"):
-        l07.StepScheduler("1cycle")
