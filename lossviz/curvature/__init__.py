@@ -62,7 +62,8 @@ Where each method lives (one private module per method, each citing its paper)
   Networks Typically Occurs at the Edge of Stability", ICLR 2021, arXiv:2103.00065), a
   :func:`lossviz.train.fit` callback.
 * :mod:`lossviz.curvature.plotting`: :func:`plot_density`, :func:`plot_sharpness`,
-  :func:`plot_eigenvalues`; the results draw themselves with ``.plot()``.
+  :func:`plot_eigenvalues`, :func:`plot_batch_eigenvalues`; the results draw themselves with
+  ``.plot()``.
 
 Moved out (deprecated aliases here until 0.3): ``second_order_path``, ``OptimizationPath`` and
 ``plot_paths_2d`` to :mod:`lossviz.papers.l06_saddle_free_newton`; ``ScalarNetwork`` and
@@ -98,7 +99,7 @@ from ._operator import HessianOperator, hessian_operator, hvp
 from ._outliers import class_mean_gradients, subspace_energy
 from ._sharpness import SharpnessHistory, SharpnessTracker
 from ._slq import SpectralDensity, spectral_density
-from .plotting import plot_density, plot_eigenvalues, plot_sharpness
+from .plotting import plot_batch_eigenvalues, plot_density, plot_eigenvalues, plot_sharpness
 
 __all__ = [
     "CurvatureOperator",
@@ -127,6 +128,7 @@ __all__ = [
     "class_mean_gradients",
     "subspace_energy",
     "plot_density",
+    "plot_batch_eigenvalues",
     "plot_sharpness",
     "plot_eigenvalues",
 ]

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._result import Result
 from .._validate import check_choice, check_int, check_tensor
 from ._eigen import top_eigenvalues
 from ._operator import ParamSelection, _operator
@@ -66,8 +67,11 @@ def sample_batches(n: int, batch_size: int, num_batches: int, *, seed: int = 0) 
 
 
 @dataclass(frozen=True, repr=False)
-class BatchEigenvalues:
+class BatchEigenvalues(Result):
     """One extreme eigenvalue of the curvature matrix of each of ``num_batches`` mini-batches.
+
+    ``.plot()`` draws them (:func:`lossviz.curvature.plot_batch_eigenvalues`, which also takes a
+    list of results at several batch sizes).
 
     Attributes
     ----------
@@ -103,6 +107,12 @@ class BatchEigenvalues:
     @property
     def all_converged(self) -> bool:
         return bool(np.all(self.converged))
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw the per-batch eigenvalues and their mean (:func:`lossviz.curvature.plot_batch_eigenvalues`)."""
+        from .plotting import plot_batch_eigenvalues
+
+        return plot_batch_eigenvalues(self, backend=backend, ax=ax, **kw)
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,7 @@ from ._eigen import EigenResult
 from ._sharpness import SharpnessHistory
 from ._slq import SpectralDensity
 
-__all__ = ["plot_density", "plot_sharpness", "plot_eigenvalues"]
+__all__ = ["plot_density", "plot_sharpness", "plot_eigenvalues", "plot_batch_eigenvalues"]
 
 
 def _eigenvalue_array(exact: Any) -> np.ndarray:
@@ -238,3 +238,114 @@ def plot_eigenvalues(
             )
     fig.update_layout(template="plotly_white")
     return _plot.finish(fig, backend, title=title, xlabel="index", ylabel=ylabel)
+
+
+def plot_batch_eigenvalues(
+    results,
+    *,
+    full: float | None = None,
+    backend: str = "plotly",
+    ax=None,
+    title: str | None = None,
+):
+    r"""Mini-batch curvature eigenvalues against the batch size (log axis).
+
+    Parameters
+    ----------
+    results : BatchEigenvalues or a sequence of them
+        Each batch's eigenvalue is a light marker at its batch size ``B``; the mean over batches
+        (the estimate of :math:`E\,\lambda(H_B)`) is joined by a line across batch sizes.
+        Unconverged estimates are drawn hollow.
+    full : float, optional
+        The full-data eigenvalue, drawn as a dashed horizontal line.
+    backend, ax, title : see :mod:`lossviz._plot`.
+    """
+    from ._batch import BatchEigenvalues
+
+    backend = _plot.check_backend(backend)
+    items = (
+        [results]
+        if isinstance(results, BatchEigenvalues)
+        else list(results)
+        if isinstance(results, (list, tuple))
+        else None
+    )
+    if not items or not all(isinstance(r, BatchEigenvalues) for r in items):
+        raise TypeError(
+            "`results` must be a BatchEigenvalues or a non-empty list/tuple of them, got "
+            f"{type(results).__name__}"
+        )
+    if len({(r.which, r.matrix) for r in items}) > 1:
+        raise ValueError("`results` mix `which` or `matrix`: draw one kind of eigenvalue per figure")
+    if full is not None:
+        full = check_float(full, "full")
+    items = sorted(items, key=lambda r: r.batch_size)
+    sizes = np.array([r.batch_size for r in items], dtype=float)
+    means = np.array([r.mean for r in items])
+    which = {"LA": "largest", "SA": "smallest", "LM": "largest-magnitude"}[items[0].which]
+    matrix = {"hessian": "Hessian", "ggn": "GGN", "fisher": "empirical Fisher"}.get(
+        items[0].matrix, items[0].matrix
+    )
+    ylabel = f"{which} eigenvalue of the batch {matrix}"
+    title = title or f"{which} eigenvalue vs batch size (N = {items[0].num_samples})"
+    fig, ax = _plot.new_figure(backend, ax, figsize=(6, 3.5))
+    if backend == "matplotlib":
+        for i, r in enumerate(items):
+            ok = np.asarray(r.converged, dtype=bool)
+            xb = np.full(len(r.eigenvalues), float(r.batch_size))
+            for sel, face, lab in (
+                (ok, _plot.color(0), "one batch"),
+                (~ok, "none", "one batch (not converged)"),
+            ):
+                if sel.any():
+                    ax.scatter(
+                        xb[sel],
+                        np.asarray(r.eigenvalues)[sel],
+                        s=10,
+                        alpha=0.35,
+                        facecolors=face,
+                        edgecolors=_plot.color(0),
+                        label=lab if i == 0 else None,
+                    )
+        ax.plot(sizes, means, "o-", color=_plot.color(1), label="mean over batches")
+        if full is not None:
+            ax.axhline(full, color=_plot.color(2), ls="--", lw=1, label=f"full data: {full:.4g}")
+        owned = getattr(fig, "_lossviz_owned", False)
+        fig = _plot.finish(
+            fig, backend, ax=ax, title=title, xlabel="batch size B", ylabel=ylabel, xlog=True, legend=True
+        )
+        if owned:
+            fig.tight_layout()  # after the labels, so none is cut off
+        return fig
+    import plotly.graph_objects as go
+
+    xs, ys = [], []
+    for r in items:
+        xs.extend([float(r.batch_size)] * len(r.eigenvalues))
+        ys.extend(np.asarray(r.eigenvalues, dtype=float).tolist())
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            name="one batch",
+            marker={"color": _plot.color(0), "size": 5, "opacity": 0.35},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=sizes, y=means, mode="lines+markers", name="mean over batches", line={"color": _plot.color(1)}
+        )
+    )
+    if full is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[sizes.min(), sizes.max()],
+                y=[full, full],
+                mode="lines",
+                name=f"full data: {full:.4g}",
+                line={"color": _plot.color(2), "dash": "dash"},
+            )
+        )
+    fig.update_layout(width=620, height=380)
+    return _plot.finish(fig, backend, title=title, xlabel="batch size B", ylabel=ylabel, xlog=True)

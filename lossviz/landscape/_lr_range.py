@@ -33,14 +33,15 @@ import torch
 from torch import nn
 
 from .. import train
+from .._result import Result
 from .._validate import check_choice, check_float, check_int, check_module
 
 __all__ = ["LRRangeTest", "lr_range_test"]
 
 
-@dataclass(frozen=True)
-class LRRangeTest:
-    """What :func:`lr_range_test` measured (a plain frozen record; no ``.plot`` yet).
+@dataclass(frozen=True, repr=False)
+class LRRangeTest(Result):
+    """What :func:`lr_range_test` measured; ``.plot()`` draws the metric against the lr.
 
     Attributes
     ----------
@@ -68,6 +69,13 @@ class LRRangeTest:
     best_index: int
     mode: str
     diverged: bool
+
+    def plot(self, backend: str = "plotly", ax=None, **kw):
+        """Draw the metric and its smoothed curve against the lr, with the pick marked
+        (:func:`lossviz.landscape.plot_lr_range_test`)."""
+        from .plotting import plot_lr_range_test
+
+        return plot_lr_range_test(self, backend=backend, ax=ax, **kw)
 
 
 def _moving_average(values: np.ndarray, width: int) -> np.ndarray:

@@ -40,6 +40,7 @@ __all__ = [
     "plot_box_counting",
     "plot_weight_matching",
     "plot_local_entropy",
+    "plot_lr_range_test",
     "display_values",
     "trainability_image",
 ]
@@ -555,3 +556,66 @@ def plot_local_entropy(result, *, backend: str = "plotly", ax=None, title: str |
         )
     fig.update_layout(width=620, height=380)
     return _plot.finish(fig, backend, title=title, xlabel="x", ylabel="energy")
+
+
+def plot_lr_range_test(
+    result, *, backend: str = "plotly", ax=None, title: str | None = None, ylabel: str = "metric"
+):
+    """Draw a :class:`~lossviz.landscape.LRRangeTest`: the recorded metric (markers), its moving
+    average (line) and the picked learning rate (dashed vertical line) against the learning rate.
+
+    ``ylabel`` names the metric (the result does not know what it measured).
+    """
+    backend = _plot.check_backend(backend)
+    for name in ("lrs", "values", "smoothed", "best_lr", "mode"):
+        if not hasattr(result, name):
+            raise TypeError(f"`result` must be an LRRangeTest, got {type(result).__name__}")
+    lrs = np.asarray(result.lrs, dtype=float)
+    values = np.asarray(result.values, dtype=float)
+    smoothed = np.asarray(result.smoothed, dtype=float)
+    best = float(result.best_lr)
+    pick = "max" if result.mode == "max" else "min"
+    title = title or f"LR range test: {pick} of the smoothed {ylabel} at lr = {best:.3g}" + (
+        " (diverged before lr_max)" if result.diverged else ""
+    )
+    fin = np.isfinite(values)
+    if backend == "matplotlib":
+        fig, ax = _plot.new_figure(backend, ax, figsize=(6, 3.5))
+        ax.plot(lrs[fin], values[fin], "o", ms=3, color=_plot.color(0), alpha=0.6, label="recorded")
+        ax.plot(lrs, smoothed, color=_plot.color(0), label="moving average")
+        ax.axvline(best, color=_plot.color(1), ls="--", lw=1, label=f"pick: lr = {best:.3g}")
+        owned = getattr(fig, "_lossviz_owned", False)
+        fig = _plot.finish(
+            fig, backend, ax=ax, title=title, xlabel="learning rate", ylabel=ylabel, legend=True
+        )
+        if owned:
+            fig.tight_layout()  # after the labels, so none is cut off
+        return fig
+    import plotly.graph_objects as go
+
+    fig, _ = _plot.new_figure(backend, ax)
+    fig.add_trace(
+        go.Scatter(
+            x=lrs[fin],
+            y=values[fin],
+            mode="markers",
+            name="recorded",
+            marker={"color": _plot.color(0), "size": 5},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(x=lrs, y=smoothed, mode="lines", name="moving average", line={"color": _plot.color(0)})
+    )
+    finite = np.concatenate([values[fin], smoothed[np.isfinite(smoothed)]])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    fig.add_trace(
+        go.Scatter(
+            x=[best, best],
+            y=[lo, hi],
+            mode="lines",
+            name=f"pick: lr = {best:.3g}",
+            line={"color": _plot.color(1), "dash": "dash"},
+        )
+    )
+    fig.update_layout(width=620, height=380)
+    return _plot.finish(fig, backend, title=title, xlabel="learning rate", ylabel=ylabel)

@@ -117,3 +117,35 @@ def test_bad_input_names_the_argument():
         curvature.sample_batches(10, 2, 2, seed=-1)
     with pytest.raises(ValueError, match="batch_size"):
         curvature.sample_batches(10, 12, 2)
+
+
+def test_plot_batch_eigenvalues_draws_every_batch_and_the_means():
+    import matplotlib.pyplot as plt
+
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    x = torch.randn(48, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(48, 2, generator=g, dtype=torch.float64)
+    res = [
+        curvature.batch_eigenvalues(net, MSE, (x, y), batch_size=b, num_batches=5, seed=0)
+        for b in (24, 3, 12)
+    ]
+    fig = curvature.plot_batch_eigenvalues(res, full=1.0, backend="matplotlib")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "batch size B" and "eigenvalue" in ax.get_ylabel()
+    assert not plt.fignum_exists(fig.number)
+    (mean_line,) = [ln for ln in ax.lines if ln.get_label() == "mean over batches"]
+    np.testing.assert_array_equal(mean_line.get_xdata(), [3, 12, 24])  # sorted by batch size
+    np.testing.assert_allclose(mean_line.get_ydata(), [res[1].mean, res[2].mean, res[0].mean])
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 15  # every batch drawn
+    pfig = res[0].plot()  # one result, plotly
+    assert [t.name for t in pfig.data] == ["one batch", "mean over batches"]
+    np.testing.assert_allclose(pfig.data[0].y, res[0].eigenvalues)
+    assert pfig.layout.xaxis.type == "log"
+    low = curvature.batch_eigenvalues(net, MSE, (x, y), batch_size=3, num_batches=2, which="SA", seed=0)
+    with pytest.raises(ValueError, match="which"):
+        curvature.plot_batch_eigenvalues([res[0], low])
+    with pytest.raises(TypeError, match="BatchEigenvalues"):
+        curvature.plot_batch_eigenvalues([])
+    with pytest.raises(TypeError, match="BatchEigenvalues"):
+        curvature.plot_batch_eigenvalues(np.zeros(3))

@@ -79,3 +79,32 @@ def test_bad_input_names_the_argument():
         landscape.lr_range_test(net, loss, data, "accuracy")
     with pytest.raises(TypeError, match="model"):
         landscape.lr_range_test("net", loss, data, _w)
+
+
+def test_result_plots_on_both_backends_and_saves(tmp_path):
+    import matplotlib.pyplot as plt
+
+    net, data = _scalar_problem()
+    res = landscape.lr_range_test(
+        net, nn.functional.mse_loss, data, lambda m: -abs(_w(m)), lr_max=1.5, steps=30, every=2, smooth=3
+    )
+    fig = res.plot(backend="matplotlib", ylabel="-|w|")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "learning rate" and ax.get_ylabel() == "-|w|"
+    assert not plt.fignum_exists(fig.number)  # created here, returned closed
+    (pick,) = [ln for ln in ax.lines if ln.get_label().startswith("pick")]
+    assert pick.get_xdata()[0] == pytest.approx(res.best_lr)
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), res.smoothed)
+    pfig = landscape.plot_lr_range_test(res)
+    assert [t.name for t in pfig.data] == ["recorded", "moving average", f"pick: lr = {res.best_lr:.3g}"]
+    assert pfig.layout.xaxis.title.text == "learning rate"
+    mine, own = plt.subplots()
+    assert res.plot(backend="matplotlib", ax=own) is mine and plt.fignum_exists(mine.number)
+    plt.close(mine)
+    back = type(res).load(res.save(tmp_path / "range"))
+    np.testing.assert_array_equal(back.values, res.values)
+    assert back.best_lr == res.best_lr and back.mode == res.mode
+    with pytest.raises(TypeError, match="LRRangeTest"):
+        landscape.plot_lr_range_test(np.zeros(3))
+    with pytest.raises(ValueError, match="backend"):
+        res.plot(backend="bokeh")
