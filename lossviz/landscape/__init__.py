@@ -22,6 +22,8 @@ Modules (private; use the names below):
   recomputes BatchNorm statistics of a merged model;
 * ``_local_entropy`` the local entropy (smoothed energy) of Entropy-SGD by exact quadrature
   (Chaudhari et al. 2017);
+* ``_max_lr`` the maximal initial learning rate by bracket-and-bisect over fresh copies of a
+  model (``max_trainable_lr``; Iyer, Hanin & Rolnick 2023);
 * ``_trainability`` batched trainability maps and box counting (Sohl-Dickstein 2024);
 * ``_export`` planes and trajectories as VTK files for ParaView (``to_vtk``; every result also
   saves to ``.npz`` or HDF5 with ``Result.save``).
@@ -59,6 +61,7 @@ from ._matching import (
     subspace_overlap,
     weight_matching,
 )
+from ._max_lr import MaxLRSearch, max_trainable_lr
 from ._metrics import accuracy_metric
 from ._trainability import (
     BoxCounting,
@@ -133,6 +136,8 @@ __all__ = [
     "mean_field_loss",
     "LRRangeTest",
     "lr_range_test",
+    "MaxLRSearch",
+    "max_trainable_lr",
 ]
 
 _L01 = "lossviz.papers.l01_large_step_logistic"
