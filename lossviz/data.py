@@ -44,6 +44,7 @@ __all__ = [
     "modular_arithmetic",
     "teacher_student",
     "digits",
+    "copy_task",
     "train_test_split",
 ]
 
@@ -476,6 +477,58 @@ def digits(
         torch.from_numpy(y).to(device=device),
         {"classes": classes},
     )
+
+
+def copy_task(
+    n: int,
+    length: int = 8,
+    vocab_size: int = 32,
+    *,
+    ignore_index: int = -100,
+    seed: int = 0,
+    device=None,
+) -> Dataset:
+    r"""The copy task for a causal language model: sequences ``a || a`` of i.i.d. uniform tokens.
+
+    ``a`` has ``length`` tokens drawn uniformly from ``[0, vocab_size)``; the model reads the
+    first ``2 length - 1`` tokens of ``s = a || a`` and predicts the next token at every
+    position (``x = s[:, :-1]``, ``y = s[:, 1:]``). The first ``length - 1`` targets are
+    unpredictable and set to ``ignore_index``; the last ``length`` targets are copies of ``a``
+    (a model that copies reaches loss 0, chance is :math:`\log V`). As used by Wortsman et al.
+    (2023)'s small-scale proxies for Transformer instabilities only in spirit: they train on
+    text; the copy task is this package's noise-free stand-in.
+
+    Returns a :class:`Dataset` with int64 ``x`` and ``y`` of shape ``(n, 2 length - 1)`` on
+    ``device``; ``info`` holds ``sequences`` ``(n, 2 length)``, ``length``, ``vocab_size`` and
+    ``ignore_index``.
+
+    Examples
+    --------
+    >>> from lossviz import data
+    >>> ds = data.copy_task(2, length=3, vocab_size=5, seed=0)
+    >>> ds.x.shape, ds.y.shape
+    (torch.Size([2, 5]), torch.Size([2, 5]))
+    >>> bool((ds.y[:, :2] == -100).all()), bool((ds.y[:, 2:] == ds.info["sequences"][:, :3]).all())
+    (True, True)
+    """
+    n = check_int(n, "n", minimum=1)
+    length = check_int(length, "length", minimum=1)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    ignore_index = check_int(ignore_index, "ignore_index")
+    if 0 <= ignore_index < vocab_size:
+        raise ValueError(f"`ignore_index` ({ignore_index}) must not be a token id in [0, {vocab_size})")
+    gen, _, device = _setup(seed, None, device)
+    a = torch.randint(0, vocab_size, (n, length), generator=gen, device=gen.device)
+    s = torch.cat([a, a], 1)
+    y = s[:, 1:].clone()
+    y[:, : length - 1] = ignore_index
+    info = {
+        "sequences": s.to(device=device),
+        "length": length,
+        "vocab_size": vocab_size,
+        "ignore_index": ignore_index,
+    }
+    return Dataset(s[:, :-1].to(device=device), y.to(device=device), info)
 
 
 def train_test_split(data, test_fraction: float = 0.25, *, stratify: bool = True, seed: int = 0) -> Split:

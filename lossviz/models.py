@@ -1,4 +1,5 @@
-"""Small models the notebooks train: MLPs, deep linear networks, unconstrained features.
+"""Small models the notebooks train: MLPs, deep linear networks, unconstrained features, a tiny
+decoder-only Transformer.
 
 All take ``dtype``/``device`` and an optional ``seed`` (initialisation from a private generator,
 so building a model does not consume global randomness).
@@ -22,7 +23,7 @@ from torch import nn
 from ._deprecate import moved
 from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
 
-__all__ = ["MLP", "DeepLinear", "UFM", "ACTIVATIONS", "activation", "Erf"]
+__all__ = ["MLP", "DeepLinear", "UFM", "TinyTransformer", "ACTIVATIONS", "activation", "Erf"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -302,6 +303,183 @@ class UFM(nn.Module):
         for layer in self.layers:
             reg = reg + 0.5 * weight_decay_w * layer.weight.square().sum()
         return reg
+
+
+class _Block(nn.Module):
+    """One pre-LN decoder block: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))``; no biases."""
+
+    def __init__(
+        self, d: int, heads: int, hidden: int, act: str, qk_layernorm: bool, eps: float, dtype, device
+    ):
+        super().__init__()
+        self.heads, self.d_head = heads, d // heads
+        kw = {"dtype": dtype, "device": device}
+        self.ln1 = nn.LayerNorm(d, eps=eps, bias=False, **kw)
+        self.qkv = nn.Linear(d, 3 * d, bias=False, **kw)
+        self.proj = nn.Linear(d, d, bias=False, **kw)
+        if qk_layernorm:
+            self.q_ln = nn.LayerNorm(self.d_head, eps=eps, bias=False, **kw)
+            self.k_ln = nn.LayerNorm(self.d_head, eps=eps, bias=False, **kw)
+        else:
+            self.q_ln = self.k_ln = None
+        self.ln2 = nn.LayerNorm(d, eps=eps, bias=False, **kw)
+        self.fc1 = nn.Linear(d, hidden, bias=False, **kw)
+        self.act = ACTIVATIONS[act]()
+        self.fc2 = nn.Linear(hidden, d, bias=False, **kw)
+
+    def attention_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, v)``: raw logits ``q.k / sqrt(d_head)`` ``(B, H, T, T)`` (no mask) and values."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)
+        if self.q_ln is not None:
+            q, k = self.q_ln(q), self.k_ln(k)
+        return q @ k.transpose(-1, -2) / math.sqrt(self.d_head), v
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, d = x.shape
+        logits, v = self.attention_logits(x)
+        amax = logits.detach().masked_fill(~mask, 0.0).abs().amax()
+        att = logits.masked_fill(~mask, -math.inf).softmax(-1)
+        x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+        x = x + self.fc2(self.act(self.fc1(self.ln2(x))))
+        return x, amax
+
+
+class TinyTransformer(nn.Module):
+    r"""A small decoder-only (causal, GPT-style) Transformer language model.
+
+    Pre-LN blocks ``x <- x + Attn(LN(x))``, ``x <- x + MLP(LN(x))`` (MLP ``d -> mlp_ratio d -> d``
+    with ``activation``), learned absolute positions added to the token embedding, a final
+    LayerNorm and an untied linear head. **No biases** anywhere (linear layers and LayerNorms).
+    The attention of head :math:`h` at query position :math:`i` over keys :math:`j \le i` is
+    :math:`\mathrm{softmax}_j(q_i \cdot k_j / \sqrt{d_h})` with :math:`d_h = d / \text{heads}`.
+
+    ``qk_layernorm=True`` applies a LayerNorm over :math:`d_h` (gain only, shared by the heads of
+    a layer) to every query and key before the dot product (Dehghani et al. 2023; Wortsman et al.,
+    *Small-scale proxies for large-scale Transformer training instabilities*, ICLR 2024,
+    arXiv:2309.14322). Then :math:`\|\hat q\| = \|\hat k\| \le \sqrt{d_h}` before the gains, so
+    :math:`|q \cdot k|/\sqrt{d_h} \le \sqrt{d_h}\,\max|g_q|\,\max|g_k|`: the logits stay bounded
+    unless the gains themselves grow.
+
+    Initialisation (from the private generator of ``seed``; without a seed from torch's global
+    RNG): every linear weight :math:`N(0, 1/\text{fan\_in})`, token and position embeddings
+    :math:`N(0, \text{embed\_std}^2)`, LayerNorm gains 1.
+
+    ``forward(idx)`` takes integer tokens ``(B, T)`` with ``T <= max_len`` and returns logits
+    ``(B, T, vocab_size)`` (position ``t`` sees tokens ``0..t`` only). Every forward stores
+    ``last_attention_max``: the maximum of :math:`|q\cdot k|/\sqrt{d_h}` over layers, heads, batch
+    and causal pairs ``j <= i``, a detached 0-d tensor (an attribute, not a buffer: it does not
+    enter ``state_dict``). :meth:`attention_logits` returns all of them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz.models import TinyTransformer
+    >>> net = TinyTransformer(32, 16, d_model=32, depth=2, heads=2, qk_layernorm=True, seed=0)
+    >>> idx = torch.randint(0, 32, (4, 15), generator=torch.Generator().manual_seed(0))
+    >>> net(idx).shape, net.attention_logits(idx).shape
+    (torch.Size([4, 15, 32]), torch.Size([2, 4, 2, 15, 15]))
+    >>> bool(net.last_attention_max <= 16 ** 0.5)   # qk-LN with unit gains: |logit| <= sqrt(d_h)
+    True
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        *,
+        d_model: int = 32,
+        depth: int = 2,
+        heads: int = 2,
+        mlp_ratio: int = 4,
+        activation: str = "gelu",
+        qk_layernorm: bool = False,
+        embed_std: float = 1.0,
+        eps: float = 1e-5,
+        dtype: torch.dtype | None = None,
+        device=None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        self.vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+        self.max_len = check_int(max_len, "max_len", minimum=1)
+        d = check_int(d_model, "d_model", minimum=1)
+        depth = check_int(depth, "depth", minimum=1)
+        heads = check_int(heads, "heads", minimum=1)
+        if d % heads:
+            raise ValueError(f"`d_model` ({d}) must be divisible by `heads` ({heads})")
+        mlp_ratio = check_int(mlp_ratio, "mlp_ratio", minimum=1)
+        check_choice(activation, "activation", tuple(ACTIVATIONS))
+        if not isinstance(qk_layernorm, bool):
+            raise TypeError(f"`qk_layernorm` must be a bool, got {type(qk_layernorm).__name__}")
+        embed_std = check_float(embed_std, "embed_std", minimum=0.0)
+        eps = check_float(eps, "eps", positive=True)
+        dtype = check_dtype(dtype) or torch.get_default_dtype()
+        if not dtype.is_floating_point:
+            raise TypeError(f"`dtype` must be a floating dtype, got {dtype}")
+        self.d_model, self.depth, self.heads, self.qk_layernorm = d, depth, heads, qk_layernorm
+        gen = _gen(seed)
+        kw = {"dtype": dtype, "device": device}
+        with _quiet_rng(seed, device):
+            self.tok = nn.Embedding(self.vocab_size, d, **kw)
+            self.pos = nn.Parameter(torch.zeros(self.max_len, d, **kw))
+            self.blocks = nn.ModuleList(
+                _Block(d, heads, mlp_ratio * d, activation, qk_layernorm, eps, dtype, device)
+                for _ in range(depth)
+            )
+            self.ln_f = nn.LayerNorm(d, eps=eps, bias=False, **kw)
+            self.head = nn.Linear(d, self.vocab_size, bias=False, **kw)
+            with torch.no_grad():
+                for emb in (self.tok.weight, self.pos):
+                    draw = torch.randn(emb.shape, generator=gen, dtype=torch.float64, device=_host(gen))
+                    emb.copy_(draw * embed_std)
+                for m in self.modules():
+                    if isinstance(m, nn.Linear):
+                        _init_linear(m, gen, "normal", 1.0)
+        self.last_attention_max: torch.Tensor | None = None
+
+    def _check_idx(self, idx) -> torch.Tensor:
+        idx = check_tensor(idx, "idx", ndim=2, floating=False)
+        if idx.dtype == torch.bool or idx.is_complex():
+            raise TypeError(f"`idx` must hold integer token ids, got dtype {idx.dtype}")
+        if idx.shape[1] > self.max_len:
+            raise ValueError(f"`idx` has {idx.shape[1]} positions, more than `max_len` = {self.max_len}")
+        return idx
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.tok(idx) + self.pos[: idx.shape[1]]
+
+    @staticmethod
+    def _mask(t: int, device) -> torch.Tensor:
+        return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = self._check_idx(idx)
+        x = self._embed(idx)
+        mask = self._mask(idx.shape[1], x.device)
+        amax = []
+        for block in self.blocks:
+            x, a = block(x, mask)
+            amax.append(a)
+        self.last_attention_max = torch.stack(amax).amax()
+        return self.head(self.ln_f(x))
+
+    def attention_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        r"""All attention logits :math:`q_i \cdot k_j / \sqrt{d_h}`, shape ``(depth, B, heads, T, T)``.
+
+        Entries with ``j > i`` (masked by causality) are ``-inf``, as the softmax sees them. Runs
+        without gradients and sets nothing on the model (not even ``last_attention_max``).
+        """
+        idx = self._check_idx(idx)
+        out = []
+        with torch.no_grad():
+            x = self._embed(idx)
+            mask = self._mask(idx.shape[1], x.device)
+            for block in self.blocks:
+                logits, _ = block.attention_logits(x)
+                out.append(logits.masked_fill(~mask, -math.inf))
+                x, _ = block(x, mask)
+        return torch.stack(out)
 
 
 __getattr__ = moved(__name__, {"PairEmbeddingMLP": "lossviz.papers.k05_softmax_collapse:PairEmbeddingMLP"})
