@@ -8,7 +8,8 @@ Every generator takes ``seed`` (same seed -> same data, independent of global RN
 :func:`collate` (from :mod:`lossviz._model`) is how any data reaches a lossviz family: tuples,
 Hugging Face style dict batches, lists or ``DataLoader`` s of batches, with ``split=``,
 ``output_fn=``, ``label_key=`` and ``resident=`` to say how a batch becomes (inputs, targets),
-how the model's output becomes logits and whether batches stay on the device.
+how the model's output becomes logits and whether batches stay on the device. :class:`PKBatches`
+samples class-balanced P x K batches (metric learning) from a private generator.
 
 >>> from lossviz import data
 >>> x, y = data.two_moons(100, seed=0)
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from ._model import Batches, collate, logits_of
-from ._validate import check_choice, check_dtype, check_float, check_int, check_tensor
+from ._validate import check_choice, check_dtype, check_float, check_int, check_labels, check_tensor
 
 __all__ = [
     "collate",
@@ -46,6 +47,7 @@ __all__ = [
     "digits",
     "copy_task",
     "train_test_split",
+    "PKBatches",
 ]
 
 
@@ -558,3 +560,61 @@ def train_test_split(data, test_fraction: float = 0.25, *, stratify: bool = True
         raise ValueError(f"`test_fraction`={test_fraction} leaves an empty train or test set")
     mask = mask.to(x.device)
     return Split(Dataset(x[~mask], y[~mask.to(y.device)]), Dataset(x[mask], y[mask.to(y.device)]))
+
+
+class PKBatches:
+    """Re-iterable class-balanced P x K batches (metric learning): P = B / K classes, K points each.
+
+    Every batch draws ``batch_size / k`` distinct classes and ``k`` distinct points of each
+    (without replacement) from a generator seeded with ``seed``; one pass yields ``per_epoch``
+    batches ``(x[idx], y[idx])``, so it can be passed as ``data`` to :func:`lossviz.train.fit`. The
+    generator is created here (the global RNG is not used), so one object gives one reproducible
+    stream; batches are on the device of ``y``. As in FaceNet/batch-hard triplet training
+    (Hermans, Beyer & Leibe, *In Defense of the Triplet Loss*, 2017, arXiv:1703.07737).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lossviz import data
+    >>> x, y = torch.randn(60, 3), torch.arange(6).repeat_interleave(10)
+    >>> xb, yb = next(iter(data.PKBatches(x, y, 8, k=4, seed=0)))
+    >>> xb.shape, sorted(torch.bincount(yb)[torch.bincount(yb) > 0].tolist())
+    (torch.Size([8, 3]), [4, 4])
+    """
+
+    def __init__(self, x, y, batch_size: int, *, k: int = 4, per_epoch: int = 50, seed: int = 0):
+        x = check_tensor(x, "x", ndim=2)
+        y = check_labels(y, "y", n=x.shape[0])
+        self.k = check_int(k, "k", minimum=2)
+        b = check_int(batch_size, "batch_size", minimum=2 * self.k)
+        if b % self.k:
+            raise ValueError(f"`batch_size` must be a multiple of k = {self.k}, got {b}")
+        classes, counts = torch.unique(y, return_counts=True)
+        if b // self.k > len(classes):
+            raise ValueError(f"`batch_size` = {b} needs {b // self.k} classes, the data has {len(classes)}")
+        if int(counts.min()) < self.k:
+            raise ValueError(
+                f"`y`: every class needs >= k = {self.k} points, the smallest has {int(counts.min())}"
+            )
+        # not `.x`/`.y`: train.fit would read an object with tensor `.x` and `.y` as one batch
+        self.inputs, self.targets, self.p = x, y, b // self.k
+        self.per_epoch = check_int(per_epoch, "per_epoch", minimum=1)
+        self.members = [torch.nonzero(y == c).flatten().cpu() for c in classes]
+        self.gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def indices(self) -> torch.Tensor:
+        """The indices of one batch (P classes x K points)."""
+        cls = torch.randperm(len(self.members), generator=self.gen, device="cpu")[: self.p]
+        parts = []
+        for c in cls.tolist():
+            m = self.members[c]
+            parts.append(m[torch.randperm(len(m), generator=self.gen, device="cpu")[: self.k]])
+        return torch.cat(parts).to(self.targets.device)
+
+    def __iter__(self):
+        for _ in range(self.per_epoch):
+            idx = self.indices()
+            yield self.inputs[idx], self.targets[idx]

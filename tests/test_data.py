@@ -186,3 +186,34 @@ def test_train_test_split_names_data_that_is_not_a_pair():
         data.train_test_split("data")
     with pytest.raises(TypeError, match="`data` must be a pair"):
         data.train_test_split((torch.zeros(4, 2),))
+
+
+def test_pk_batches_balanced_seeded_leave_the_global_rng_and_feed_fit():
+    x = torch.randn(120, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(12).repeat_interleave(10)
+    state = torch.random.get_rng_state()
+    a, b = (
+        data.PKBatches(x, y, 12, k=3, per_epoch=4, seed=5),
+        data.PKBatches(x, y, 12, k=3, per_epoch=4, seed=5),
+    )
+    first = list(a)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert len(first) == len(a) == 4
+    for (xa, ya), (xb, yb) in zip(first, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        counts = torch.bincount(ya)
+        assert sorted(counts[counts > 0].tolist()) == [3] * 4  # P = 4 classes, K = 3 each
+        idx = [int(torch.nonzero((x == r).all(1))[0]) for r in xa]
+        assert len(set(idx)) == 12 and torch.equal(y[idx], ya)  # distinct points with their labels
+    assert not torch.equal(first[0][1], first[1][1])
+    assert len(list(a)) == 4  # re-iterable: a second pass draws 4 more batches
+    from lossviz.papers import n06_hard_negative_collapse as n06
+
+    assert n06.PKBatches is data.PKBatches
+    for kw, word in (
+        ({"batch_size": 10}, "batch_size"),
+        ({"k": 1}, "k"),
+        ({"batch_size": 60, "k": 3}, "classes"),
+    ):
+        with pytest.raises(ValueError, match=word):
+            data.PKBatches(x, y, **{"batch_size": 12, **kw})

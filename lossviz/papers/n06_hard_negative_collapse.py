@@ -23,8 +23,8 @@ positive (the hardest negative closer than the hardest positive), the loss excee
 collapse is downhill. ``g`` at initialisation grows with B (more negatives to pick the closest from)
 and shrinks with n (more room), and predicts the final spread (``Run.gap_init``).
 
-The loss is :func:`lossviz.losses.triplet_loss`. :class:`PKBatches` (class-balanced P x K batches)
-is general too; it lives here until :mod:`lossviz.data` takes it.
+The loss is :func:`lossviz.losses.triplet_loss`, the sampler :class:`lossviz.data.PKBatches`
+(class-balanced P x K batches; ``PKBatches`` here is the same class).
 """
 
 from __future__ import annotations
@@ -110,50 +110,7 @@ def batch_hard_gap(z: torch.Tensor, labels: torch.Tensor) -> float:
     return float((dap - dan).mean())
 
 
-class PKBatches:
-    """Re-iterable P x K batches for :func:`lossviz.train.fit`: P = B / K classes, K points from each.
-
-    Every batch draws ``B / k`` distinct classes and ``k`` distinct points of each (without
-    replacement) from a generator seeded with ``seed``; one pass yields ``per_epoch`` batches. The
-    generator is created here, so one object gives one reproducible stream.
-    """
-
-    def __init__(self, x, y, batch_size: int, *, k: int = K_PER_CLASS, per_epoch: int = 50, seed: int = 0):
-        x = check_tensor(x, "x", ndim=2)
-        y = check_labels(y, "y", n=x.shape[0])
-        self.k = check_int(k, "k", minimum=2)
-        b = check_int(batch_size, "batch_size", minimum=2 * self.k)
-        if b % self.k:
-            raise ValueError(f"`batch_size` must be a multiple of k = {self.k}, got {b}")
-        classes, counts = torch.unique(y, return_counts=True)
-        if b // self.k > len(classes):
-            raise ValueError(f"`batch_size` = {b} needs {b // self.k} classes, the data has {len(classes)}")
-        if int(counts.min()) < self.k:
-            raise ValueError(
-                f"`y`: every class needs >= k = {self.k} points, the smallest has {int(counts.min())}"
-            )
-        # not `.x`/`.y`: train.fit would read an object with tensor `.x` and `.y` as one batch
-        self.inputs, self.targets, self.p = x, y, b // self.k
-        self.per_epoch = check_int(per_epoch, "per_epoch", minimum=1)
-        self.members = [torch.nonzero(y == c).flatten().cpu() for c in classes]
-        self.gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-
-    def __len__(self) -> int:
-        return self.per_epoch
-
-    def indices(self) -> torch.Tensor:
-        """The indices of one batch (P classes x K points)."""
-        cls = torch.randperm(len(self.members), generator=self.gen, device="cpu")[: self.p]
-        parts = []
-        for c in cls.tolist():
-            m = self.members[c]
-            parts.append(m[torch.randperm(len(m), generator=self.gen, device="cpu")[: self.k]])
-        return torch.cat(parts).to(self.targets.device)
-
-    def __iter__(self):
-        for _ in range(self.per_epoch):
-            idx = self.indices()
-            yield self.inputs[idx], self.targets[idx]
+PKBatches = data.PKBatches  # moved to lossviz.data (the same class; k defaults to K_PER_CLASS = 4)
 
 
 def make_encoder(
