@@ -103,3 +103,18 @@ def test_claim_statistics_on_a_given_sweep():
     assert s["mup_best"] == [8, 9, 8, 8, 9] and s["mup_spread"] == 1
     assert s["std_best"] == [8, 6, 3, 0, 0] and s["std_drift"] == 5 and s["l2_gap"] == 0
     assert s["mup_best_loss"] == [0.01] * 5 and s["std_smallest_lr_loss"][4] == math.inf
+
+
+def test_final_loss_is_the_median_of_the_last_tail_losses():
+    # the median over the last `tail` step losses, read back from the same run through train.fit
+    t = k08.make_task(2)
+    one = k08.final_loss(t, 2, 1.0, steps=12, tail=1)
+    med = k08.final_loss(t, 2, 1.0, steps=12, tail=5)
+    longer = k08.final_loss(t, 2, 1.0, steps=12, tail=12)
+    hist = [k08.final_loss(t, 2, 1.0, steps=s, tail=1) for s in range(8, 13)]
+    assert one == pytest.approx(hist[-1])
+    assert med == pytest.approx(float(np.median(hist)))
+    # the loss falls at this lr, so the median of a longer tail is larger than the last loss
+    assert longer > med > one
+    with pytest.raises(ValueError, match="tail"):
+        k08.final_loss(t, 2, 1.0, steps=3, tail=0)
