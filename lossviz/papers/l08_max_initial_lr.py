@@ -142,26 +142,30 @@ def run(
     configs=CONFIGS,
     input_lr: float | None = INPUT_LR,
     curvature_: bool = True,
+    device=None,
 ) -> dict[str, Any]:
     """Every config's :math:`\\eta^*` (per init and geometric mean) and :math:`\\lambda_1` (geometric mean).
 
     Init ``i`` of seed ``s`` uses model seed ``1000 s + i``; the data split and batch order use ``s``.
+    ``searches[(d, w, i)]`` keeps every search (the lrs tried and their test accuracies).
     """
     seed = check_int(seed, "seed", minimum=0)
     inits = check_int(inits, "inits", minimum=1)
-    split = make_data(seed)
+    split = make_data(seed, device=device)
     xc, yc = split[0][:N_CURV], split[1][:N_CURV]
     configs = tuple(sorted(configs))
     etas = np.full((len(configs), inits), np.nan)
     lams = np.full((len(configs), inits), np.nan)
     runs = 0
+    searches: dict[tuple[int, int, int], landscape.MaxLRSearch] = {}
     prev: dict[tuple[int, int], float] = {}
     for j, (d, w) in enumerate(configs):
         for i in range(inits):
-            net = make_model(d, w, 1000 * seed + i)
+            net = make_model(d, w, 1000 * seed + i, device=device)
             start = prev.get((d, i))
             res = eta_star(net, split, seed=seed, lr_start=start, input_lr=input_lr)
             runs += res.runs
+            searches[(d, w, i)] = res
             etas[j, i] = res.lr
             if np.isfinite(res.lr):
                 prev[(d, i)] = res.lr
@@ -176,6 +180,7 @@ def run(
         "lambda_inits": lams,
         "lambda1": np.exp(np.log(lams).mean(1)),
         "runs": runs,
+        "searches": searches,
         "inits": inits,
         "input_lr": input_lr,
     }
