@@ -167,6 +167,7 @@ def train_run(
     steps: int = STEPS,
     warmup: float = WARMUP,
     datasets: tuple[data.Dataset, data.Dataset] | None = None,
+    device=None,
 ) -> dict[str, Any]:
     """Train one variant at one learning rate; returns the curves and the final evaluation.
 
@@ -180,8 +181,8 @@ def train_run(
     lr = check_float(lr, "lr", positive=True)
     qk, coef = VARIANTS[variant]
     coef = coef if z_coef is None else check_float(z_coef, "z_coef", minimum=0.0)
-    tr, ev = make_data(seed, steps=steps) if datasets is None else datasets
-    model = make_model(seed, qk)
+    tr, ev = make_data(seed, steps=steps, device=device) if datasets is None else datasets
+    model = make_model(seed, qk, device=device)
     ce_curve, logz_curve, attn_curve = [], [], []
 
     def loss_fn(logits, targets):
@@ -232,11 +233,15 @@ def train_run(
 
 
 def sweep(
-    seed: int, lrs=LRS, variants=tuple(VARIANTS), *, steps: int = STEPS
+    seed: int, lrs=LRS, variants=tuple(VARIANTS), *, steps: int = STEPS, device=None
 ) -> dict[tuple[str, float], dict]:
-    """``{(variant, lr): train_run(...)}`` over the grid (the data is built once)."""
-    ds = make_data(seed, steps=steps)
-    return {(v, lr): train_run(seed, lr, v, steps=steps, datasets=ds) for v in variants for lr in lrs}
+    """``{(variant, lr): train_run(...)}`` over the grid (the data is built once, on ``device``)."""
+    ds = make_data(seed, steps=steps, device=device)
+    return {
+        (v, lr): train_run(seed, lr, v, steps=steps, datasets=ds, device=device)
+        for v in variants
+        for lr in lrs
+    }
 
 
 def lr_sensitivity(losses, initial: float) -> float:
@@ -261,6 +266,9 @@ def statistics(res: dict[tuple[str, float], dict]) -> dict[str, float]:
     hi = [lr for lr in lrs if lr >= 0.1]
     out["base_min_attn_hi"] = min(nan_to(res["base", lr]["max_attn"], math.inf) for lr in hi)
     out["base_min_loss_hi"] = min(nan_to(res["base", lr]["final_loss"], init) for lr in hi) / init
+    top = [lr for lr in lrs if lr >= 0.3]
+    out["base_min_attn_top"] = min(nan_to(res["base", lr]["max_attn"], math.inf) for lr in top)
+    out["base_min_loss_top"] = min(nan_to(res["base", lr]["final_loss"], init) for lr in top) / init
     mid = [lr for lr in (0.1, 0.3) if lr in lrs]
     out["qk_max_attn_mid"] = max(nan_to(res["qk", lr]["max_attn"], math.inf) for lr in mid)
     out["qk_max_loss_mid"] = max(nan_to(res["qk", lr]["final_loss"], math.inf) for lr in mid)
@@ -278,6 +286,8 @@ def statistics(res: dict[tuple[str, float], dict]) -> dict[str, float]:
     out["z_max_loss_mid"] = max(
         nan_to(res["qk_z", lr]["final_loss"], math.inf) for lr in mid if ("qk_z", lr) in res
     )
+    ratios = [res["qk_z", lr]["max_attn"] / res["qk", lr]["max_attn"] for lr in mid if ("qk_z", lr) in res]
+    out["z_attn_ratio_mid"] = nan_to(max(max(r, 1 / r) for r in ratios), math.inf) if ratios else math.nan
     out["ctrl_base_loss_003"] = nan_to(res["base", 0.03]["final_loss"], math.inf)
     out["ctrl_base_attn_003"] = nan_to(res["base", 0.03]["max_attn"], math.inf)
     lz, lz0 = res["qk_z", 0.01]["final_log_z"], res["qk", 0.01]["final_log_z"]
