@@ -105,16 +105,19 @@ def test_claim_statistics_on_a_given_sweep():
     assert s["mup_best_loss"] == [0.01] * 5 and s["std_smallest_lr_loss"][4] == math.inf
 
 
-def test_final_loss_is_the_median_of_the_last_tail_losses():
-    # the median over the last `tail` step losses, read back from the same run through train.fit
+def test_final_loss_statistics_read_back_from_the_same_run():
+    # "last", "tail_median" and "min" of one run, against the per-step losses of that run through train.fit
     t = k08.make_task(2)
-    one = k08.final_loss(t, 2, 1.0, steps=12, tail=1)
-    med = k08.final_loss(t, 2, 1.0, steps=12, tail=5)
-    longer = k08.final_loss(t, 2, 1.0, steps=12, tail=12)
-    hist = [k08.final_loss(t, 2, 1.0, steps=s, tail=1) for s in range(8, 13)]
-    assert one == pytest.approx(hist[-1])
-    assert med == pytest.approx(float(np.median(hist)))
-    # the loss falls at this lr, so the median of a longer tail is larger than the last loss
-    assert longer > med > one
+    kw = dict(steps=8, tail=5)
+    per_step = [k08.final_loss(t, 2, 2.0, steps=s, statistic="last") for s in range(1, 9)]
+    assert k08.final_loss(t, 2, 2.0, statistic="last", **kw) == pytest.approx(per_step[-1])
+    assert k08.final_loss(t, 2, 2.0, statistic="tail_median", **kw) == pytest.approx(
+        float(np.median(per_step[-5:]))
+    )
+    assert k08.final_loss(t, 2, 2.0, **kw) == pytest.approx(min(per_step))  # "min" is the default
+    # a spike: at this lr the loss is not monotone, so "min" is strictly below the last loss
+    assert min(per_step) < per_step[-1]
     with pytest.raises(ValueError, match="tail"):
         k08.final_loss(t, 2, 1.0, steps=3, tail=0)
+    with pytest.raises(ValueError, match="statistic"):
+        k08.final_loss(t, 2, 1.0, steps=3, statistic="mean")
