@@ -18,6 +18,7 @@ from lossviz._result import Result
 
 PICTURES = {
     "AnalyticNTK": "plot_kernel",
+    "BatchEigenvalues": "plot_batch_eigenvalues",
     "BoxCounting": "plot_box_counting",
     "CompSumBound": "plot_comp_sum_bounds",
     "EigenResult": "plot_eigenvalues",
@@ -27,6 +28,7 @@ PICTURES = {
     "KernelSpectrum": "plot_kernel_spectrum",
     "Line": "plot_line",
     "LocalEntropy": "plot_local_entropy",
+    "LRRangeTest": "plot_lr_range_test",
     "LossSurface": "plot_loss_surface",
     "MarginCurves": "plot_margin_curves",
     "MinorityCollapse": "plot_angles",

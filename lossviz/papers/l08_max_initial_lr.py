@@ -57,7 +57,7 @@ def make_data(seed: int = 0, *, device=None, dtype: torch.dtype = torch.float32)
     """``(x_train, y_train, x_test, y_test)``: a seeded 1200 / 597 split of standardised digits."""
     seed = check_int(seed, "seed", minimum=0)
     full = data.digits(dtype=dtype, device="cpu")
-    rows = torch.as_tensor(np.random.default_rng(seed).permutation(full.x.shape[0]))
+    rows = torch.as_tensor(np.random.default_rng(seed).permutation(full.x.shape[0]), device=full.x.device)
     tr, te = rows[:N_TRAIN], rows[N_TRAIN : N_TRAIN + N_TEST]
     return tuple(t.to(device) for t in (full.x[tr], full.y[tr], full.x[te], full.y[te]))
 
@@ -101,9 +101,18 @@ def slow_input_sgd(input_lr: float = INPUT_LR):
 
 
 def eta_star(
-    net: nn.Module, split, *, seed: int = 0, lr_start: float | None = None, input_lr: float | None = INPUT_LR
+    net: nn.Module,
+    split,
+    *,
+    seed: int = 0,
+    lr_start: float | None = None,
+    input_lr: float | None = INPUT_LR,
+    refine: int = REFINE,
 ) -> landscape.MaxLRSearch:
-    """:math:`\\eta^*` of ``net`` (not changed) on ``split`` (from :func:`make_data`): the toy's protocol."""
+    """:math:`\\eta^*` of ``net`` (not changed) on ``split`` (from :func:`make_data`): the toy's protocol.
+
+    ``refine`` bisections of the factor-2 bracket (resolution ``2^(1/2^refine)``; see
+    :func:`lossviz.landscape.max_trainable_lr`)."""
     x, y, xt, yt = split
     return landscape.max_trainable_lr(
         net,
@@ -115,7 +124,7 @@ def eta_star(
         batch_size=BATCH,
         lr_start=lr_start,
         lr_max=LR_MAX,
-        refine=REFINE,
+        refine=refine,
         optimizer=slow_input_sgd(input_lr),
         divergence_threshold=1e3,
         seed=seed,
@@ -142,6 +151,7 @@ def run(
     configs=CONFIGS,
     input_lr: float | None = INPUT_LR,
     curvature_: bool = True,
+    refine: int = REFINE,
     device=None,
 ) -> dict[str, Any]:
     """Every config's :math:`\\eta^*` (per init and geometric mean) and :math:`\\lambda_1` (geometric mean).
@@ -163,7 +173,7 @@ def run(
         for i in range(inits):
             net = make_model(d, w, 1000 * seed + i, device=device)
             start = prev.get((d, i))
-            res = eta_star(net, split, seed=seed, lr_start=start, input_lr=input_lr)
+            res = eta_star(net, split, seed=seed, lr_start=start, input_lr=input_lr, refine=refine)
             runs += res.runs
             searches[(d, w, i)] = res
             etas[j, i] = res.lr
@@ -183,6 +193,7 @@ def run(
         "searches": searches,
         "inits": inits,
         "input_lr": input_lr,
+        "refine": refine,
     }
 
 
