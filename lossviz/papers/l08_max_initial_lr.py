@@ -213,6 +213,13 @@ def statistics(res: dict[str, Any]) -> dict[str, float]:
         "eta_min": float(eta.min()),
         "eta_max": float(eta.max()),
     }
+    # log eta* = a + b log d + c log w (least squares): a power of d w would have b = c
+    design = np.column_stack([np.ones(len(d)), np.log(d), np.log(w)])
+    target = np.log(eta)
+    coef = np.linalg.lstsq(design, target, rcond=None)[0]
+    resid = target - design @ coef
+    out["exp_d"], out["exp_w"] = float(coef[1]), float(coef[2])
+    out["r2_d_w"] = float(1 - resid @ resid / np.sum((target - target.mean()) ** 2))
     lam = res["lambda1"]
     if np.all(np.isfinite(lam)):
         out["lambda_slope"] = stats.loglog_slope(d * w, lam).slope

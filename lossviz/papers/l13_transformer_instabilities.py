@@ -18,7 +18,8 @@ biases) in float32, AdamW ``betas=(0.9, 0.95)``, eps 1e-8, no weight decay, glob
 at 1 (a ``grad_hook``), batch 32, 200 steps (one pass over 6400 seeded sequences) through
 :func:`lossviz.train.fit` with a ``LambdaLR`` scheduler: linear warm-up over the first 25 % of the
 steps, then cosine to 0. Learning rates ``LRS``; variants ``base``, ``qk`` (qk-layernorm) and
-``qk_z`` (qk-layernorm + z-loss ``c = 1e-3``). Recorded per run: the training loss, the maximum
+``qk_z`` (qk-layernorm + z-loss ``c = 1e-3``), and the control ``base_z`` (z-loss without
+qk-layernorm, at ``CONTROL_LRS``). Recorded per run: the training loss, the maximum
 attention logit and the mean ``log Z`` of every step; at the end the cross-entropy and mean
 ``log Z`` on 512 fresh sequences.
 
@@ -57,7 +58,9 @@ WARMUP = 0.25
 N_EVAL = 512
 LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
 Z_COEF = 1e-3
-VARIANTS = {"base": (False, 0.0), "qk": (True, 0.0), "qk_z": (True, Z_COEF)}
+VARIANTS = {"base": (False, 0.0), "qk": (True, 0.0), "qk_z": (True, Z_COEF), "base_z": (False, Z_COEF)}
+MAIN_VARIANTS = ("base", "qk", "qk_z")
+CONTROL_LRS = (0.3, 1.0)  # base + z-loss (the specificity control) runs at these learning rates only
 IGNORE = -100
 
 __all__ = [
@@ -103,12 +106,8 @@ def warmup_cosine(steps: int, warmup: float = WARMUP):
 
     >>> import torch
     >>> p = torch.nn.Parameter(torch.zeros(1))
-    >>> opt = torch.optim.SGD([p], lr=1.0)
-    >>> sched = warmup_cosine(8, 0.25)(opt)
-    >>> lrs = []
-    >>> for _ in range(8):
-    ...     lrs.append(round(opt.param_groups[0]["lr"], 3)); opt.step(); sched.step()
-    >>> lrs
+    >>> sched = warmup_cosine(8, 0.25)(torch.optim.SGD([p], lr=1.0))
+    >>> [round(sched.lr_lambdas[0](t), 3) for t in range(8)]
     [0.5, 1.0, 1.0, 0.933, 0.75, 0.5, 0.25, 0.067]
     """
     steps = check_int(steps, "steps", minimum=1)
@@ -233,15 +232,20 @@ def train_run(
 
 
 def sweep(
-    seed: int, lrs=LRS, variants=tuple(VARIANTS), *, steps: int = STEPS, device=None
+    seed: int,
+    lrs=LRS,
+    variants=MAIN_VARIANTS,
+    *,
+    control_lrs=CONTROL_LRS,
+    steps: int = STEPS,
+    device=None,
 ) -> dict[tuple[str, float], dict]:
-    """``{(variant, lr): train_run(...)}`` over the grid (the data is built once, on ``device``)."""
+    """``{(variant, lr): train_run(...)}`` over ``variants x lrs``, plus ``("base_z", lr)`` for
+    ``lr`` in ``control_lrs`` (``()`` for none). The data is built once, on ``device``."""
     ds = make_data(seed, steps=steps, device=device)
-    return {
-        (v, lr): train_run(seed, lr, v, steps=steps, datasets=ds, device=device)
-        for v in variants
-        for lr in lrs
-    }
+    grid = [(v, lr) for v in variants for lr in lrs]
+    grid += [("base_z", lr) for lr in control_lrs if ("base_z", lr) not in grid]
+    return {(v, lr): train_run(seed, lr, v, steps=steps, datasets=ds, device=device) for v, lr in grid}
 
 
 def lr_sensitivity(losses, initial: float) -> float:
@@ -259,7 +263,7 @@ def lr_sensitivity(losses, initial: float) -> float:
 
 def statistics(res: dict[tuple[str, float], dict]) -> dict[str, float]:
     """The numbers the notebook asserts, from a :func:`sweep` (plus ``z0_*`` for the control)."""
-    lrs = sorted({lr for _, lr in res})
+    lrs = sorted({lr for v, lr in res if v != "base_z"})
     init = math.log(VOCAB)
     out: dict[str, float] = {}
     nan_to = lambda v, fill: fill if not math.isfinite(v) else v  # noqa: E731
@@ -292,6 +296,12 @@ def statistics(res: dict[tuple[str, float], dict]) -> dict[str, float]:
     out["ctrl_base_attn_003"] = nan_to(res["base", 0.03]["max_attn"], math.inf)
     lz, lz0 = res["qk_z", 0.01]["final_log_z"], res["qk", 0.01]["final_log_z"]
     out["ctrl_z_change_001"] = nan_to(abs(lz - lz0) / abs(lz0), math.inf)
+    ctrl = [lr for lr in top if ("base_z", lr) in res]
+    if ctrl:  # z-loss without qk-layernorm: the attention logits still explode and training stalls
+        out["ctrl_basez_min_attn_top"] = min(nan_to(res["base_z", lr]["max_attn"], math.inf) for lr in ctrl)
+        out["ctrl_basez_min_loss_top"] = (
+            min(nan_to(res["base_z", lr]["final_loss"], init) for lr in ctrl) / init
+        )
     out["qk_loss_lr1"] = nan_to(res["qk", 1.0]["final_loss"], math.inf) if ("qk", 1.0) in res else math.nan
     return out
 

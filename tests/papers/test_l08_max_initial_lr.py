@@ -95,5 +95,11 @@ def test_statistics_exact_power_law():
     assert st["lambda_slope"] == pytest.approx(1.0, abs=1e-10)
     assert st["eta_on_lambda_slope"] == pytest.approx(-0.7, abs=1e-10)
     assert st["eta_lambda_min"] == pytest.approx(float((eta * lam).min()))
+    assert st["exp_d"] == pytest.approx(-0.7, abs=1e-10) and st["exp_w"] == pytest.approx(-0.7, abs=1e-10)
+    assert st["r2_d_w"] == pytest.approx(1.0, abs=1e-12)
+    # separate powers of depth and width: the two-variable fit recovers them, the dw fit cannot
+    sep = l08.statistics({"depth": d, "width": w, "eta": 2.0 * d**-1.2 * w**-0.4, "lambda1": lam})
+    assert sep["exp_d"] == pytest.approx(-1.2, abs=1e-10) and sep["exp_w"] == pytest.approx(-0.4, abs=1e-10)
+    assert sep["r2_d_w"] == pytest.approx(1.0, abs=1e-12) and sep["r2_dw"] < 0.99
     nolam = l08.statistics({"depth": d, "width": w, "eta": eta, "lambda1": lam * np.nan})
     assert "lambda_slope" not in nolam

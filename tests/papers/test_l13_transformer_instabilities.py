@@ -81,9 +81,22 @@ def test_statistics_on_a_made_up_sweep():
         res["base", lr] = _fake(3.3 if hi else 0.05, 5e3 if hi else 50.0, 3.0)
         res["qk", lr] = _fake(0.01 if lr < 1 else float("nan"), 40.0, 30.0)
         res["qk_z", lr] = _fake(0.01, 40.0, 0.03 if lr > 0.01 else 29.7)
+    for lr in l13.CONTROL_LRS:
+        res["base_z", lr] = _fake(3.0 if lr < 1 else float("nan"), 2e3 * lr, 0.1)
     st = l13.statistics(res)
+    # the control runs are not part of the grid the sensitivities average over
+    assert st["sens_base"] == pytest.approx(3 / 5 * (3.3 - 0.05))
+    assert st["ctrl_basez_min_attn_top"] == pytest.approx(600.0)
+    assert st["ctrl_basez_min_loss_top"] == pytest.approx(3.0 / math.log(32))
     assert st["base_min_attn_hi"] == 5e3 and st["base_min_loss_hi"] == pytest.approx(3.3 / math.log(32))
     assert st["qk_max_attn_mid"] == 40.0 and st["qk_max_loss_mid"] == 0.01
     assert st["sens_ratio"] == pytest.approx(st["sens_qk"] / st["sens_base"])
     assert st["z_ratio_03"] == pytest.approx(0.001) and st["ctrl_z_change_001"] == pytest.approx(0.01)
     assert st["ctrl_base_loss_003"] == 0.05 and math.isinf(st["qk_loss_lr1"])
+
+
+def test_sweep_adds_the_z_loss_control_without_qk_layernorm():
+    res = l13.sweep(0, lrs=(0.01,), variants=("base",), control_lrs=(0.3,), steps=2)
+    assert set(res) == {("base", 0.01), ("base_z", 0.3)}
+    assert res["base_z", 0.3]["z_coef"] == l13.Z_COEF and res["base", 0.01]["z_coef"] == 0.0
+    assert set(l13.sweep(0, lrs=(0.01,), variants=("qk",), control_lrs=(), steps=2)) == {("qk", 0.01)}
