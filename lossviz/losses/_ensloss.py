@@ -11,10 +11,11 @@ negative (at 0, and here everywhere, so the loss is also decreasing).
 Conventions (the authors' ``losses.py``):
 
 * ``margins`` is a 1-D floating tensor of ``z = y f``; the derivative values ``g`` are drawn
-  as ``g = min(sort(-exp(N(0, 1)_B)), clip)`` (``clip`` default ``-1``, so every value is
-  ``<= clip < 0``), assigned by the RANK of the
-  margin (smallest margin -> most negative value), then ``g /= z`` where ``z > 1`` (so the
-  derivative decays like ``1/z`` for confident points). The result is negative and
+  as ``g = max(sort(-exp(N(0, 1)_B)), clip)`` (``clip`` default ``-1``, so every value lies in
+  ``[clip, 0)``: the lower half of the batch's margins gets ``clip`` in expectation, the rest
+  values between ``clip`` and 0), assigned by the RANK of the margin (smallest margin -> most
+  negative value), then ``g /= z`` where ``z > 1`` (so the derivative decays like ``1/z`` for
+  confident points). Like BCE's ``-sigmoid(-z)``, the derivative is bounded by ``|clip|``. The result is negative and
   non-decreasing in ``z``: the piecewise-linear loss it integrates to is convex, decreasing and
   calibrated.
 * ``ensloss`` returns ``reduce(g.detach() * z)``: its gradient in ``z`` is ``g``.
@@ -55,8 +56,8 @@ def ensloss_derivatives(
     """One random calibrated derivative ``phi'(z_i)`` per margin (no gradient).
 
     ``margins``: 1-D floating tensor of ``z = y f``. ``generator``: the only source of
-    randomness. ``clip`` (< 0, default ``-1``): every drawn value is at most ``clip`` before
-    the ``1/z`` step for ``z > 1``. Returns a tensor like ``margins``: negative and
+    randomness. ``clip`` (< 0, default ``-1``): every drawn value is at least ``clip`` (at most
+    ``|clip|`` in size) before the ``1/z`` step for ``z > 1``. Returns a tensor like ``margins``: negative and
     non-decreasing in the margin.
     """
     z = _check_margins(margins).detach()
@@ -66,7 +67,7 @@ def ensloss_derivatives(
         raise ValueError(f"`clip` must be negative (phi'(0) < 0 is the calibration condition); got {clip}")
     n = z.numel()
     draw = torch.randn(n, generator=gen, device=gen.device, dtype=torch.float64)
-    g = torch.sort(-torch.exp(draw)).values.clamp(max=clip)
+    g = torch.sort(-torch.exp(draw)).values.clamp(min=clip)
     g = g.to(device=z.device, dtype=z.dtype)
     order = torch.argsort(z, stable=True)
     out = torch.empty_like(z)

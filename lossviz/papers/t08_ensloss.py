@@ -89,17 +89,17 @@ def make_task(
 def mean_derivatives(batch: int, *, draws: int = 4000, clip: float = -1.0) -> torch.Tensor:
     """The expected sorted EnsLoss derivative values for a batch of ``batch`` margins (float64, CPU).
 
-    Monte Carlo over ``draws`` draws of ``min(sort(-exp(N(0, 1)_B)), clip)`` from a fixed generator
+    Monte Carlo over ``draws`` draws of ``max(sort(-exp(N(0, 1)_B)), clip)`` from a fixed generator
     (seed 0), i.e. ``E[g_(k)]``, the value the ``k``-th smallest margin receives before the ``1/z`` step.
 
     >>> m = mean_derivatives(8)
-    >>> bool((m <= -1).all() and (m.diff() >= 0).all())
+    >>> bool((m >= -1).all() and (m < 0).all() and (m.diff() >= 0).all())
     True
     """
     batch, draws = check_int(batch, "batch", minimum=1), check_int(draws, "draws", minimum=1)
     g = torch.Generator(device="cpu").manual_seed(0)
     d = torch.randn(draws, batch, generator=g, dtype=torch.float64, device=g.device)
-    return torch.sort(-torch.exp(d), dim=1).values.clamp(max=float(clip)).mean(0)
+    return torch.sort(-torch.exp(d), dim=1).values.clamp(min=float(clip)).mean(0)
 
 
 def _rank_assign(z: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -145,7 +145,7 @@ def margin_loss(name: str, *, generator: torch.Generator | None = None):
             zd = z.detach()
             b = zd.numel()
             d = torch.randn(b, generator=generator, dtype=torch.float64, device=generator.device)
-            vals = torch.sort(-torch.exp(d)).values.clamp(max=-1.0)
+            vals = torch.sort(-torch.exp(d)).values.clamp(min=-1.0)
             perm = torch.randperm(b, generator=generator, device=generator.device)
             g = torch.empty(b, dtype=torch.float64, device=generator.device)
             g[perm] = vals
