@@ -36,7 +36,7 @@ The user's model is never changed (CONTRIBUTING.md): parameters are detached cop
 to :func:`torch.func.functional_call`, mode flags are restored in ``finally``.
 
 Where each method lives (one private module per method, each citing its paper)
------------------------------------------------------------------------------
+------------------------------------------------------------------------------
 * ``_operator``: :class:`HessianOperator`, :func:`hessian_operator`, :func:`hvp` (Pearlmutter's
   double back-propagation).
 * ``_base``: :class:`CurvatureOperator` (what every estimator consumes: products in blocks,

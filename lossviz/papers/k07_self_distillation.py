@@ -170,7 +170,7 @@ def claim_statistics(seed: int, *, device=None) -> dict:
     teacher, best over alpha < 1 and t >= 2), ``alpha_star`` and ``alpha_star_gap`` (closed-form
     optimal step-2 alpha minus the best of a 3001-point grid on [-1, 2], test error), ``over_ratio``
     (control: best over alpha < 1, t >= 2 of the over-regularised teacher / its own error),
-    ``alpha1_gap`` (alpha = 1: max over t of |f_t - f_1| on the test grid), plus ``c_star``, ``tuned_error``, ``zero_error``.
+    ``alpha1_gap`` (alpha = 1: max over t of ``|f_t - f_1|`` on the test grid), plus ``c_star``, ``tuned_error``, ``zero_error``.
     """
     task = make_task(seed, device=device)
     zero_error = float(task.f_test.pow(2).mean())

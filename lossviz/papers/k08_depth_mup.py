@@ -223,7 +223,7 @@ def claim_statistics(seed: int, *, sweep: LRSweep | None = None, device=None) ->
 
     Keys: ``mup_best`` and ``std_best`` (best-lr grid index per depth of :data:`DEPTHS`),
     ``mup_spread`` (max - min of ``mup_best`` over all depths), ``std_drift`` (``std_best`` at
-    L = 2 minus at L = 8: the control), ``l2_gap`` (|difference of the two best indices at L = 2|),
+    L = 2 minus at L = 8: the control), ``l2_gap`` (absolute difference of the two best indices at L = 2),
     ``mup_best_loss`` (Depth-muP's best final loss per depth) and ``std_smallest_lr_loss`` (the
     standard net's loss at the smallest learning rate per depth).
     """

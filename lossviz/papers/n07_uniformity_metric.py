@@ -136,8 +136,8 @@ def claim_statistics(seed: int, *, n: int = 2000, device=None, curves: MetricCur
 
     Keys: ``w2_rise`` (m = 256, eta 0 -> 1/2, as a fraction of sqrt 2), ``lu_rise`` (same, as a fraction
     of 4), ``rise_ratio``, ``w2_monotone`` (strictly increasing in eta at both m), ``lu_m8_over_m256``
-    (L_U change eta 0 -> 1/2 at m = 8 over the one at m = 256), ``closed_form_gap_m8`` (max |W2^2 -
-    (2 - 2 sqrt(1 - eta))| at m = 8), ``closed_form_gap_m256`` (shown, not asserted), ``baseline_w2``
+    (L_U change eta 0 -> 1/2 at m = 8 over the one at m = 256), ``closed_form_gap_m8`` (max ``|W2^2 - (2 - 2 sqrt(1 - eta))|``
+    at m = 8), ``closed_form_gap_m256`` (shown, not asserted), ``baseline_w2``
     (no collapse at m = 32, the property-test set-up; at m = 256 with N = 2000, ``baseline_w2_m256``, the
     sample covariance's eigenvalue spread lifts it to about 0.18), and ``props`` from :func:`property_changes` (m = 32), plus the curves.
     """
