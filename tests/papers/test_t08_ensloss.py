@@ -59,7 +59,9 @@ def test_ens_mean_is_deterministic_monotone_and_perm_is_not_monotone():
     m1, m2 = _grad("ens_mean", z), _grad("ens_mean", z)
     assert torch.equal(m1, m2) and bool((m1 < 0).all() and (m1.diff() >= 0).all())
     mean = t08.mean_derivatives(32)
-    assert -1.0 <= float(mean[0]) < -0.99 and -0.3 < float(mean[-1]) < 0  # -1 at the bottom, near 0 at the top
+    assert (
+        -1.0 <= float(mean[0]) < -0.99 and -0.3 < float(mean[-1]) < 0
+    )  # -1 at the bottom, near 0 at the top
     p = _grad("ens_perm", z, torch.Generator().manual_seed(1))
     assert bool((p < 0).all()) and bool((p.diff() < 0).any())
 
