@@ -8,7 +8,15 @@ Fixture: ``landscape.trainability(resolution=R, steps=S)`` (the mean-field net o
 * ``dask-2``: the same map with ``executor=`` a ``distributed.Client`` of a
   ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`` (started once, warmed up
   once, not timed), each tile on one torch thread;
-* ``spawn-2``: a 2-process ``ProcessPoolExecutor`` (spawn context), also started and warmed once;
+  Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
+  (``distributed.nanny.pre-spawn-environ``); glibc then hands freed memory back to the OS so
+  eagerly that every tile's temporary tensors are page-faulted in again, about 1.3-1.5x the CPU
+  per tile. ``dask-2`` therefore starts its cluster with that variable unset (``dask.config.set(
+  {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})``), and ``dask-2-trim``
+  is a second cluster with Dask's default, for comparison;
+* ``spawn-2``: a 2-process ``ProcessPoolExecutor`` (spawn context), also started and warmed once
+  (before the ``dask-2-trim`` cluster: the nanny writes the variable into this process's
+  environment, which later child processes would inherit);
 * the control ``burn-serial`` / ``burn-spawn-2``: two calls of a pure-Python loop, one after the
   other or on the same 2-process pool. It shows how much a second process can gain on the machine
   at that moment: with other work running (and Linux's autogroup scheduling, which shares the CPU
@@ -112,39 +120,57 @@ def main() -> None:
     print(
         f"map {args.resolution}x{args.resolution} = {cells} cells, {args.steps} steps, {-(-cells // 512)} tiles"
     )
+    import dask
+
+    def cluster(trim: bool):
+        key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+        with dask.config.set({key: 65536 if trim else None}):
+            return distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            )
+
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as client,
         ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool,
+        cluster(trim=False) as plain,
+        distributed.Client(plain) as client,
     ):
-        ref = landscape.trainability(**kw, workers=1)
-        assert same(landscape.trainability(**kw, executor=client), ref), "dask map differs"
-        assert same(landscape.trainability(**kw, executor=pool), ref), "process-pool map differs"
-        tasks = {
-            "serial": lambda: landscape.trainability(**kw, workers=1),
-            "dask-2": lambda: landscape.trainability(**kw, executor=client),
-            "spawn-2": lambda: landscape.trainability(**kw, executor=pool),
-            # the control: no lossviz, no torch; what a 2-process pool gains at all right now
-            "burn-serial": lambda: [burn(BURN), burn(BURN)],
-            "burn-spawn-2": lambda: list(pool.map(burn, [BURN, BURN])),
-        }
-        times = {k: [] for k in tasks}
-        loads = []
-        rng = random.Random(0)
-        pool.submit(burn, 10).result()
-        for _ in range(args.repeats):
-            order = list(tasks)
-            rng.shuffle(order)
-            for k in order:
-                t0 = time.perf_counter()
-                out = tasks[k]()
-                times[k].append(time.perf_counter() - t0)
-                if not k.startswith("burn"):
-                    assert same(out, ref), f"{k} map differs from the serial one"
-            loads.append(os.getloadavg()[0])
-        work_check(args, pool)
+        list(pool.map(burn, [10, 10]))  # both pool workers exist before the trim cluster starts
+        with cluster(trim=True) as trimmed, distributed.Client(trimmed) as client_trim:
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+            bench(args, kw, pool, client, client_trim)
+
+
+def bench(args, kw, pool, client, client_trim) -> None:
+    """The interleaved repeats and the table."""
+    ref = landscape.trainability(**kw, workers=1)
+    assert same(landscape.trainability(**kw, executor=client), ref), "dask map differs"
+    assert same(landscape.trainability(**kw, executor=client_trim), ref), "dask map differs"
+    assert same(landscape.trainability(**kw, executor=pool), ref), "process-pool map differs"
+    tasks = {
+        "serial": lambda: landscape.trainability(**kw, workers=1),
+        "dask-2": lambda: landscape.trainability(**kw, executor=client),
+        "dask-2-trim": lambda: landscape.trainability(**kw, executor=client_trim),
+        "spawn-2": lambda: landscape.trainability(**kw, executor=pool),
+        # the control: no lossviz, no torch; what a 2-process pool gains at all right now
+        "burn-serial": lambda: [burn(BURN), burn(BURN)],
+        "burn-spawn-2": lambda: list(pool.map(burn, [BURN, BURN])),
+    }
+    times = {k: [] for k in tasks}
+    loads = []
+    rng = random.Random(0)
+    pool.submit(burn, 10).result()
+    for _ in range(args.repeats):
+        order = list(tasks)
+        rng.shuffle(order)
+        for k in order:
+            t0 = time.perf_counter()
+            out = tasks[k]()
+            times[k].append(time.perf_counter() - t0)
+            if not k.startswith("burn"):
+                assert same(out, ref), f"{k} map differs from the serial one"
+        loads.append(os.getloadavg()[0])
+    work_check(args, pool)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"load average after: {os.getloadavg()}; 1-min load during the repeats: {loads}")
     print("| task | median s | all runs s | speed-up vs serial |")

@@ -17,7 +17,12 @@ Start process pools with the **spawn** context,
 process that has already run torch (OpenMP thread pools, locks held by other threads) can hang
 (it once hung CI). Dask's ``LocalCluster(processes=True)`` starts its workers with spawn already.
 Give each worker one thread (``threads_per_worker=1``, ``OMP_NUM_THREADS=1``) so that two workers
-do not fight over the cores.
+do not fight over the cores. For a local Dask cluster, also unset Dask's ``MALLOC_TRIM_THRESHOLD_``
+(``dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})`` around
+``LocalCluster(...)``): with Dask's default of 65536, glibc returns every tile's temporary tensors to
+the OS and page-faults them back in. That costs 1.3-1.5x the CPU per trainability tile
+(``benchmarks/parallel.md``), and the nanny also writes the variable into the calling process's
+environment, so process pools started after it inherit it.
 
 Tileable heavy calls take ``executor=`` and ``cache=`` themselves:
 :func:`lossviz.widgets.sweep` (width, temperature or any other one-knob sweep),
